@@ -1,0 +1,566 @@
+//! Connections, the per-database writer lock, and transactions.
+//!
+//! - Each cache holds a pool of connections: a thread checks one out per operation, so readers
+//!   never wait for each other or for a writer (WAL).
+//! - Writers in one process serialize on a [`WriterLock`] shared by every handle on the same
+//!   database file, so threads never spin in SQLite's busy handler. Across processes,
+//!   `BEGIN IMMEDIATE` is retried from Rust with a short growing backoff until the timeout.
+//! - A write transaction is registered in a thread-local list while it runs: calls on the same
+//!   database from the same thread (from inside `transact`) join it instead of deadlocking.
+//! - Connections remember the process that opened them; after a `fork` the child never uses or
+//!   closes its parent's connections.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+use dcache_disk::FileStore;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use crate::error::{Error, Result};
+
+/// First and largest sleep between `BEGIN IMMEDIATE` attempts while another process writes.
+const BACKOFF_START: Duration = Duration::from_micros(20);
+const BACKOFF_MAX: Duration = Duration::from_millis(1);
+
+/// Prepared statements kept per connection; more than dcache's fixed statements.
+const STATEMENT_CACHE: usize = 128;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves consistent data behind (plain values).
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The in-process writer lock of one database file.
+#[derive(Debug, Default)]
+pub(crate) struct WriterLock {
+    owner: Mutex<Option<(u32, ThreadId)>>,
+    released: Condvar,
+}
+
+/// Holding the [`WriterLock`]; released on drop.
+#[derive(Debug)]
+pub(crate) struct WriterGuard {
+    lock: Arc<WriterLock>,
+}
+
+impl WriterLock {
+    /// The lock shared by every handle on `db` in this process.
+    pub(crate) fn for_database(db: &Path) -> Arc<WriterLock> {
+        static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, Weak<WriterLock>>>> = OnceLock::new();
+        let mut registry = lock(REGISTRY.get_or_init(Default::default));
+        if let Some(existing) = registry.get(db).and_then(Weak::upgrade) {
+            return existing;
+        }
+        registry.retain(|_, w| w.strong_count() > 0);
+        let fresh = Arc::new(WriterLock::default());
+        registry.insert(db.to_path_buf(), Arc::downgrade(&fresh));
+        fresh
+    }
+
+    /// Waits for the lock until `deadline` (forever with `None`).
+    pub(crate) fn acquire(self: &Arc<Self>, deadline: Option<Instant>) -> Option<WriterGuard> {
+        let me = (std::process::id(), thread::current().id());
+        let mut owner = lock(&self.owner);
+        loop {
+            match *owner {
+                None => break,
+                // Held by a thread of the parent process before a fork: it does not exist here.
+                Some((pid, _)) if pid != me.0 => break,
+                Some(_) => {}
+            }
+            owner = match deadline {
+                None => self
+                    .released
+                    .wait(owner)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return None;
+                    }
+                    self.released
+                        .wait_timeout(owner, d - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+        *owner = Some(me);
+        Some(WriterGuard {
+            lock: Arc::clone(self),
+        })
+    }
+}
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        *lock(&self.lock.owner) = None;
+        self.lock.released.notify_one();
+    }
+}
+
+/// Per-connection pragmas, from the `sqlite_*` settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pragmas {
+    pub(crate) cache_size: i64,
+    pub(crate) mmap_size: i64,
+    pub(crate) synchronous: i64,
+}
+
+/// A connection stamped with the process that opened it and the pragma generation it has.
+pub(crate) struct Conn {
+    pub(crate) sql: Connection,
+    pid: u32,
+    generation: u64,
+}
+
+/// Opens connections to one database and keeps idle ones for reuse.
+pub(crate) struct Pool {
+    pub(crate) db_path: PathBuf,
+    read_only: bool,
+    idle: Mutex<Vec<Conn>>,
+    /// The pragmas new and reused connections must have, and their generation.
+    pragmas: Mutex<(u64, Pragmas)>,
+}
+
+impl Pool {
+    pub(crate) fn new(db_path: PathBuf, read_only: bool, pragmas: Pragmas) -> Self {
+        Pool {
+            db_path,
+            read_only,
+            idle: Mutex::new(Vec::new()),
+            pragmas: Mutex::new((0, pragmas)),
+        }
+    }
+
+    pub(crate) fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Opens a connection with dcache's settings but no pragmas (used while opening a cache).
+    pub(crate) fn connect(db_path: &Path, read_only: bool) -> Result<Connection> {
+        let flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let conn = Connection::open_with_flags(db_path, flags).map_err(|e| map_err(db_path, e))?;
+        // Busy waits happen in Rust with our own backoff, never in SQLite's busy handler.
+        conn.busy_timeout(Duration::ZERO)
+            .map_err(|e| map_err(db_path, e))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(conn)
+    }
+
+    /// Changes the pragmas; idle and checked-out connections pick them up on next checkout.
+    pub(crate) fn set_pragmas(&self, pragmas: Pragmas) {
+        let mut p = lock(&self.pragmas);
+        if p.1 != pragmas {
+            *p = (p.0 + 1, pragmas);
+        }
+    }
+
+    /// Takes an idle connection or opens one. Opening retries while the database is busy
+    /// (another connection closing last checkpoints the WAL under an exclusive lock).
+    pub(crate) fn checkout(&self, deadline: Option<Instant>, started: Instant) -> Result<Conn> {
+        let pid = std::process::id();
+        let (generation, pragmas) = *lock(&self.pragmas);
+        loop {
+            let candidate = lock(&self.idle).pop();
+            match candidate {
+                Some(conn) if conn.pid != pid => {
+                    // Opened by the parent before a fork: closing it here could release the
+                    // parent's locks, so it is leaked on purpose.
+                    std::mem::forget(conn);
+                }
+                Some(mut conn) => {
+                    if conn.generation != generation {
+                        retry_busy(&self.db_path, deadline, started, || {
+                            apply_pragmas(&conn.sql, &pragmas)
+                        })?;
+                        conn.generation = generation;
+                    }
+                    return Ok(conn);
+                }
+                None => {
+                    let sql = Self::connect(&self.db_path, self.read_only)?;
+                    retry_busy(&self.db_path, deadline, started, || {
+                        apply_pragmas(&sql, &pragmas)
+                    })?;
+                    return Ok(Conn {
+                        sql,
+                        pid,
+                        generation,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Returns a connection for reuse.
+    pub(crate) fn checkin(&self, conn: Conn) {
+        if conn.pid == std::process::id() {
+            lock(&self.idle).push(conn);
+        } else {
+            std::mem::forget(conn);
+        }
+    }
+
+    /// Closes idle connections.
+    pub(crate) fn close_idle(&self) -> Result<()> {
+        let idle = std::mem::take(&mut *lock(&self.idle));
+        let pid = std::process::id();
+        let mut first_err = None;
+        for conn in idle {
+            if conn.pid != pid {
+                std::mem::forget(conn);
+            } else if let Err((_, e)) = conn.sql.close() {
+                first_err.get_or_insert(map_err(&self.db_path, e));
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let pid = std::process::id();
+        for conn in std::mem::take(self.idle.get_mut().unwrap_or_else(PoisonError::into_inner)) {
+            if conn.pid != pid {
+                std::mem::forget(conn);
+            }
+        }
+    }
+}
+
+fn apply_pragmas(conn: &Connection, p: &Pragmas) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "cache_size", p.cache_size)?;
+    conn.pragma_update(None, "mmap_size", p.mmap_size)?;
+    conn.pragma_update(None, "synchronous", p.synchronous)?;
+    Ok(())
+}
+
+/// Maps a rusqlite error to dcache's, recognising the cases users act on.
+pub(crate) fn map_err(db_path: &Path, e: rusqlite::Error) -> Error {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => Error::NotADatabase {
+            path: db_path.to_path_buf(),
+        },
+        Some(ErrorCode::ReadOnly) => Error::ReadOnly {
+            path: db_path.parent().unwrap_or(db_path).to_path_buf(),
+        },
+        _ => Error::sqlite(db_path, e),
+    }
+}
+
+/// Whether an error means "another connection holds the lock: try again".
+pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Runs `op` until it is not busy, sleeping with a growing backoff, until `deadline`.
+pub(crate) fn retry_busy<T>(
+    db_path: &Path,
+    deadline: Option<Instant>,
+    started: Instant,
+    mut op: impl FnMut() -> rusqlite::Result<T>,
+) -> Result<T> {
+    let mut backoff = BACKOFF_START;
+    loop {
+        match op() {
+            Ok(v) => return Ok(v),
+            Err(e) if is_busy(&e) => {
+                let now = Instant::now();
+                if deadline.is_some_and(|d| now >= d) {
+                    return Err(Error::Timeout {
+                        waited: now - started,
+                    });
+                }
+                let sleep = deadline.map_or(backoff, |d| backoff.min(d - now));
+                thread::sleep(sleep);
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+            Err(e) => return Err(map_err(db_path, e)),
+        }
+    }
+}
+
+/// Files to remove when the transaction ends.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    /// Files of replaced or deleted values: removed after the outermost commit.
+    after_commit: Vec<(FileStore, String)>,
+    /// Files written by this transaction: removed if it rolls back.
+    on_rollback: Vec<(FileStore, String)>,
+}
+
+/// A write transaction in progress on this thread.
+pub(crate) struct ActiveTx {
+    db: usize,
+    pub(crate) conn: Conn,
+    pending: RefCell<Pending>,
+}
+
+thread_local! {
+    static ACTIVE: RefCell<Vec<Rc<ActiveTx>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The identity of a database in this process (its writer lock's address).
+pub(crate) fn db_id(writer: &Arc<WriterLock>) -> usize {
+    Arc::as_ptr(writer) as usize
+}
+
+/// The write transaction this thread has open on `db`, if any.
+pub(crate) fn active(db: usize) -> Option<Rc<ActiveTx>> {
+    ACTIVE.with(|a| a.borrow().iter().find(|t| t.db == db).cloned())
+}
+
+/// The handle given to code running inside a write transaction.
+pub(crate) struct Tx<'a> {
+    pub(crate) sql: &'a Connection,
+    pending: &'a RefCell<Pending>,
+}
+
+impl Tx<'_> {
+    /// Removes `name` once the outermost transaction commits (a replaced or deleted value).
+    pub(crate) fn remove_after_commit(&self, files: &FileStore, name: String) {
+        self.pending
+            .borrow_mut()
+            .after_commit
+            .push((files.clone(), name));
+    }
+
+    /// Removes `name` if the transaction rolls back (a value file this transaction wrote).
+    pub(crate) fn remove_on_rollback(&self, files: &FileStore, name: String) {
+        self.pending
+            .borrow_mut()
+            .on_rollback
+            .push((files.clone(), name));
+    }
+}
+
+/// What a write needs to start a transaction.
+pub(crate) struct TxContext<'a> {
+    pub(crate) pool: &'a Pool,
+    pub(crate) writer: &'a Arc<WriterLock>,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) started: Instant,
+}
+
+/// Runs `f` in a write transaction: the one this thread already has open on the database, or
+/// a new `BEGIN IMMEDIATE` one that commits if `f` succeeds and rolls back otherwise (also
+/// when `f` panics).
+pub(crate) fn write<T, E: From<Error>>(
+    ctx: &TxContext<'_>,
+    f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    let db = db_id(ctx.writer);
+    if let Some(tx) = active(db) {
+        return joined(&ctx.pool.db_path, &tx, f);
+    }
+    if ctx.pool.read_only() {
+        let dir = ctx.pool.db_path.parent().unwrap_or(&ctx.pool.db_path);
+        return Err(Error::ReadOnly {
+            path: dir.to_path_buf(),
+        }
+        .into());
+    }
+    let guard = ctx.writer.acquire(ctx.deadline).ok_or(Error::Timeout {
+        waited: ctx.started.elapsed(),
+    })?;
+    let conn = ctx.pool.checkout(ctx.deadline, ctx.started)?;
+    let begun = retry_busy(&ctx.pool.db_path, ctx.deadline, ctx.started, || {
+        conn.sql
+            .prepare_cached("BEGIN IMMEDIATE")?
+            .execute([])
+            .map(drop)
+    });
+    if let Err(e) = begun {
+        ctx.pool.checkin(conn);
+        return Err(e.into());
+    }
+    let frame = Frame::begin(ctx.pool, db, conn, guard);
+    let result = f(&frame.tx());
+    match result {
+        Ok(value) => {
+            frame.commit()?;
+            Ok(value)
+        }
+        Err(e) => {
+            frame.rollback();
+            Err(e)
+        }
+    }
+}
+
+/// Runs `f` inside this thread's open transaction, under a savepoint: if `f` fails, its
+/// effects are undone (and the files it wrote removed) while the outer transaction goes on.
+fn joined<T, E: From<Error>>(
+    db_path: &Path,
+    tx: &ActiveTx,
+    f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    let exec = |sql: &str| {
+        tx.conn
+            .sql
+            .prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map(drop)
+    };
+    exec("SAVEPOINT dcache_op").map_err(|e| map_err(db_path, e))?;
+    let (committed_len, written_len) = {
+        let p = tx.pending.borrow();
+        (p.after_commit.len(), p.on_rollback.len())
+    };
+    let result = f(&Tx {
+        sql: &tx.conn.sql,
+        pending: &tx.pending,
+    });
+    if result.is_ok() {
+        exec("RELEASE dcache_op").map_err(|e| map_err(db_path, e))?;
+    } else {
+        {
+            exec("ROLLBACK TO dcache_op")
+                .and_then(|()| exec("RELEASE dcache_op"))
+                .map_err(|e| map_err(db_path, e))?;
+            let written = {
+                let mut p = tx.pending.borrow_mut();
+                // Files this call meant to remove are still referenced after the rollback.
+                p.after_commit.truncate(committed_len);
+                p.on_rollback.split_off(written_len)
+            };
+            remove_files(written, "value written by a failed operation");
+        }
+    }
+    result
+}
+
+/// An open `BEGIN IMMEDIATE` transaction owned by the outermost call on this thread.
+struct Frame<'a> {
+    pool: &'a Pool,
+    tx: Option<Rc<ActiveTx>>,
+    guard: Option<WriterGuard>,
+}
+
+impl<'a> Frame<'a> {
+    fn begin(pool: &'a Pool, db: usize, conn: Conn, guard: WriterGuard) -> Self {
+        let tx = Rc::new(ActiveTx {
+            db,
+            conn,
+            pending: RefCell::new(Pending::default()),
+        });
+        ACTIVE.with(|a| a.borrow_mut().push(Rc::clone(&tx)));
+        Frame {
+            pool,
+            tx: Some(tx),
+            guard: Some(guard),
+        }
+    }
+
+    fn tx(&self) -> Tx<'_> {
+        // `tx` is Some until commit or rollback consume the frame.
+        let tx = self
+            .tx
+            .as_deref()
+            .unwrap_or_else(|| unreachable!("frame already finished"));
+        Tx {
+            sql: &tx.conn.sql,
+            pending: &tx.pending,
+        }
+    }
+
+    fn commit(mut self) -> Result<()> {
+        let committed = self
+            .tx()
+            .sql
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]));
+        match committed {
+            Ok(_) => {
+                let pending = self.end();
+                remove_files(pending.after_commit, "replaced or deleted value");
+                Ok(())
+            }
+            Err(e) => {
+                let err = map_err(&self.pool.db_path, e);
+                self.rollback();
+                Err(err)
+            }
+        }
+    }
+
+    fn rollback(mut self) {
+        self.rollback_in_place();
+    }
+
+    fn rollback_in_place(&mut self) {
+        if let Some(tx) = &self.tx {
+            // SQLite may have rolled back already (after SQLITE_FULL, say): then ROLLBACK
+            // reports "no transaction is active", which is the state we want.
+            if let Err(e) = tx.conn.sql.execute_batch("ROLLBACK") {
+                if tx.conn.sql.is_autocommit() {
+                    log::debug!("dcache: ROLLBACK after an automatic rollback: {e}");
+                } else {
+                    log::warn!(
+                        "dcache: ROLLBACK failed on {}: {e}",
+                        self.pool.db_path.display()
+                    );
+                }
+            }
+        }
+        let pending = self.end();
+        remove_files(
+            pending.on_rollback,
+            "value written by a rolled-back transaction",
+        );
+    }
+
+    /// Unregisters the transaction, returns the connection, releases the writer lock.
+    fn end(&mut self) -> Pending {
+        let Some(tx) = self.tx.take() else {
+            return Pending::default();
+        };
+        ACTIVE.with(|a| a.borrow_mut().retain(|t| !Rc::ptr_eq(t, &tx)));
+        self.guard = None;
+        match Rc::try_unwrap(tx) {
+            Ok(ActiveTx { conn, pending, .. }) => {
+                if conn.sql.is_autocommit() {
+                    self.pool.checkin(conn);
+                }
+                pending.into_inner()
+            }
+            // Unreachable in practice: nested calls drop their clones before returning.
+            Err(tx) => std::mem::take(&mut *tx.pending.borrow_mut()),
+        }
+    }
+}
+
+impl Drop for Frame<'_> {
+    fn drop(&mut self) {
+        if self.tx.is_some() {
+            // Unwinding out of the transaction body: roll back.
+            self.rollback_in_place();
+        }
+    }
+}
+
+/// Removes value files once their fate is sealed. A failure leaves an orphan file that
+/// `check(fix)` removes; it is logged, not returned, because the transaction's outcome is
+/// already decided.
+fn remove_files(files: Vec<(FileStore, String)>, what: &str) {
+    for (store, name) in files {
+        if let Err(e) = store.remove(&name) {
+            log::warn!("dcache: could not remove {what} file {name}: {e}");
+        }
+    }
+}

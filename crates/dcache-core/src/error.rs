@@ -1,0 +1,206 @@
+//! The error type of dcache-core.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything a cache operation can report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The write lock stayed busy for the whole cache timeout.
+    #[error(
+        "timed out after {waited:?} waiting for the cache's write lock (another thread or process \
+         holds a long transaction); retry, raise the timeout, or use `Cache::retrying`"
+    )]
+    Timeout {
+        /// How long the call waited.
+        waited: Duration,
+    },
+
+    /// Encoding or decoding a key or value failed, or a value file is damaged.
+    #[error(transparent)]
+    Disk(#[from] dcache_disk::Error),
+
+    /// SQLite reported an error.
+    #[error("SQLite error on {}: {source}", path.display())]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The error SQLite reported.
+        #[source]
+        source: SqliteError,
+    },
+
+    /// `cache.db` is not an SQLite database (garbage or a truncated header).
+    #[error(
+        "{} is not an SQLite database; move it aside (it is not a cache) or open another directory",
+        path.display()
+    )]
+    NotADatabase {
+        /// The database file.
+        path: PathBuf,
+    },
+
+    /// `cache.db` belongs to another application: it has tables but no cache schema.
+    #[error(
+        "{} is a database of another application (tables: {tables}); dcache will not add its \
+         tables to it: open an empty or cache directory instead",
+        path.display()
+    )]
+    ForeignDatabase {
+        /// The database file.
+        path: PathBuf,
+        /// The tables found.
+        tables: String,
+    },
+
+    /// The cache schema is present but not the one python-diskcache 5.6 writes.
+    #[error("{} has an incompatible cache schema: {detail}", path.display())]
+    IncompatibleSchema {
+        /// The database file.
+        path: PathBuf,
+        /// What differs.
+        detail: String,
+    },
+
+    /// A setting has an invalid value (given to the builder or `reset`, or stored).
+    #[error("invalid setting `{name}` = {value}: {reason}")]
+    InvalidSetting {
+        /// The setting name.
+        name: String,
+        /// The rejected value, as SQLite shows it.
+        value: String,
+        /// What is allowed.
+        reason: String,
+    },
+
+    /// The stored or requested eviction policy is not one dcache knows.
+    #[error(
+        "unknown eviction policy {name:?}; use one of none, least-recently-stored, \
+         least-recently-used, least-frequently-used"
+    )]
+    UnknownEvictionPolicy {
+        /// The policy name.
+        name: String,
+    },
+
+    /// The cache was opened read-only (explicitly, or because its directory is not writable).
+    #[error(
+        "the cache at {} is open read-only (its directory or database is not writable, or it was \
+         opened with read_only); writes are refused",
+        path.display()
+    )]
+    ReadOnly {
+        /// The cache directory.
+        path: PathBuf,
+    },
+
+    /// `incr`/`decr` without a default on a missing key.
+    #[error("key not found; pass a default to incr to create it")]
+    KeyNotFound,
+
+    /// `incr`/`decr` on a value that is not a raw integer.
+    #[error("cannot increment a stored {found}: incr works on integer values only")]
+    NotAnInteger {
+        /// What the stored value is.
+        found: String,
+    },
+
+    /// `incr`/`decr` would leave the `i64` range (python raises `OverflowError` there too).
+    #[error("integer overflow: the incremented value does not fit in an i64")]
+    Overflow,
+
+    /// A key in a queue's range is not a queue key (python's `push` fails there too).
+    #[error(
+        "key {key} lies in a queue's key range but is not a queue key; remove it or use another \
+         prefix"
+    )]
+    NotAQueueKey {
+        /// The offending key.
+        key: String,
+    },
+
+    /// A tag was NaN, which SQLite would store as no tag.
+    #[error("a NaN tag cannot be stored (SQLite binds NaN as NULL, meaning no tag)")]
+    NanTag,
+
+    /// An I/O error on the cache directory.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The path being accessed.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// True for [`Error::Timeout`]: the operation may succeed if tried again.
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn sqlite(path: impl Into<PathBuf>, source: rusqlite::Error) -> Self {
+        Error::Sqlite {
+            path: path.into(),
+            source: SqliteError(source),
+        }
+    }
+
+    pub(crate) fn invalid_setting(name: &str, value: impl fmt::Display, reason: &str) -> Self {
+        Error::InvalidSetting {
+            name: name.to_owned(),
+            value: value.to_string(),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+/// An error reported by SQLite. Opaque, so that dcache's API does not depend on rusqlite's
+/// version; [`code`](Self::code) gives SQLite's extended result code.
+#[derive(Debug)]
+pub struct SqliteError(pub(crate) rusqlite::Error);
+
+impl SqliteError {
+    /// SQLite's extended result code (`SQLITE_BUSY` = 5, `SQLITE_CORRUPT` = 11, …), when the
+    /// error came from SQLite itself.
+    #[must_use]
+    pub fn code(&self) -> Option<i32> {
+        match &self.0 {
+            rusqlite::Error::SqliteFailure(e, _) => Some(e.extended_code),
+            _ => None,
+        }
+    }
+}
+
+impl SqliteError {
+    /// Whether SQLite reported the database busy or locked (try again).
+    pub(crate) fn is_busy(&self) -> bool {
+        crate::conn::is_busy(&self.0)
+    }
+}
+
+impl fmt::Display for SqliteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SqliteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}

@@ -1,0 +1,51 @@
+//! The dcache `Cache`: python-diskcache 5.6's SQLite cache, shared safely by threads and
+//! processes.
+//!
+//! Most users want the [`dcache`](https://docs.rs/dcache) facade, which re-exports this crate
+//! with the collections, FanoutCache, locks and recipes built on it.
+//!
+//! ```
+//! use dcache_core::Cache;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let cache = Cache::open(dir.path())?;
+//! cache.set(("user", 42), "Ada")?;
+//! assert_eq!(cache.get::<String>(("user", 42))?.as_deref(), Some("Ada"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Crate features
+//!
+//! None.
+
+mod cache;
+mod check;
+mod clock;
+mod conn;
+mod error;
+mod evict;
+mod iter;
+mod memoize;
+mod open;
+mod options;
+mod queue;
+mod schema;
+mod settings;
+mod sqlval;
+mod store;
+mod tag;
+
+pub use cache::{Cache, CacheBuilder, DEFAULT_TIMEOUT, Durability};
+pub use check::{UNKNOWN_FILE_GRACE, Warning};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Result, SqliteError};
+pub use evict::Stats;
+pub use iter::{Keys, SortedKeys};
+pub use memoize::{MemoKey, Memoized};
+pub use options::{Entry, SetOptions, ValueReader};
+pub use queue::{PushOptions, QUEUE_START, QueueKey, Side};
+pub use settings::{DEFAULT_SETTINGS, DefaultValue, EvictionPolicy, METADATA, Settings};
+pub use store::{Storage, Update};
+pub use tag::Tag;
+
+pub use dcache_disk::{self as disk, Disk, DiskFormat, JsonDisk, MsgpackDisk, SqlValue, Value};

@@ -1,0 +1,404 @@
+//! Opening a cache directory: python-diskcache's open sequence, writing only what differs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use dcache_disk::{DiskFormat, SqlValue};
+use rusqlite::{Connection, ErrorCode, OptionalExtension};
+
+use crate::conn::{self, Pool, TxContext, WriterLock, map_err, retry_busy};
+use crate::error::{Error, Result};
+use crate::schema;
+use crate::settings::{self, DEFAULT_SETTINGS, METADATA, Settings};
+use crate::sqlval::Bind;
+
+/// What opening found and decided.
+pub(crate) struct Opened<D> {
+    pub(crate) settings: Settings,
+    pub(crate) disk: D,
+    pub(crate) page_size: i64,
+    pub(crate) read_only: bool,
+    pub(crate) first: Connection,
+}
+
+/// Opens (creating if needed) the database of a cache directory.
+///
+/// `explicit` are the settings the caller asked for; they win over stored ones and are
+/// persisted. Nothing is written when the stored settings and schema already match.
+pub(crate) fn open_database<D: DiskFormat>(
+    dir: &Path,
+    explicit: &BTreeMap<String, SqlValue>,
+    mut disk: D,
+    read_only_requested: bool,
+    writer: &Arc<WriterLock>,
+    timeout: std::time::Duration,
+) -> Result<Opened<D>> {
+    let db_path = dir.join("cache.db");
+    let started = Instant::now();
+    let deadline = Some(started + timeout);
+
+    let (conn, mut read_only) = connect(dir, &db_path, read_only_requested)?;
+    let tables = match list_objects(&conn, &db_path, deadline, started) {
+        Ok(t) => t,
+        // The directory is readable but not writable: WAL's shared-memory file cannot be made.
+        Err(Error::Sqlite { .. }) if !read_only && db_path.exists() && !dir_writable(dir) => {
+            read_only = true;
+            let conn = Pool::connect(&db_path, true)?;
+            let tables = list_objects(&conn, &db_path, deadline, started)?;
+            return finish(
+                dir, &db_path, conn, &tables, explicit, &mut disk, true, writer, timeout,
+            )
+            .map(|(settings, page_size, first)| Opened {
+                settings,
+                disk,
+                page_size,
+                read_only,
+                first,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let (settings, page_size, first) = finish(
+        dir, &db_path, conn, &tables, explicit, &mut disk, read_only, writer, timeout,
+    )?;
+    Ok(Opened {
+        settings,
+        disk,
+        page_size,
+        read_only,
+        first,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish<D: DiskFormat>(
+    dir: &Path,
+    db_path: &Path,
+    conn: Connection,
+    objects: &Objects,
+    explicit: &BTreeMap<String, SqlValue>,
+    disk: &mut D,
+    read_only: bool,
+    writer: &Arc<WriterLock>,
+    timeout: std::time::Duration,
+) -> Result<(Settings, i64, Connection)> {
+    let started = Instant::now();
+    let deadline = Some(started + timeout);
+    check_foreign(db_path, objects)?;
+    if objects.tables.contains("Cache") {
+        check_cache_columns(&conn, db_path)?;
+    }
+
+    let stored = if objects.tables.contains("Settings") {
+        read_settings(&conn, db_path, deadline, started)?
+    } else {
+        BTreeMap::new()
+    };
+
+    // defaults < disk's own defaults < stored < explicit (python's precedence).
+    let mut effective: BTreeMap<String, SqlValue> = DEFAULT_SETTINGS
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.to_sql()))
+        .collect();
+    for (name, value) in disk.settings() {
+        effective.entry(format!("disk_{name}")).or_insert(value);
+    }
+    for (name, value) in stored
+        .iter()
+        .filter(|(k, _)| !METADATA.contains(&k.as_str()))
+    {
+        effective.insert(name.clone(), value.clone());
+    }
+    for (name, value) in explicit {
+        settings::validate(name, value)?;
+        effective.insert(name.clone(), value.clone());
+    }
+    let settings = Settings::from_map(effective).map_err(|e| match e {
+        Error::InvalidSetting {
+            name,
+            value,
+            reason,
+        } => Error::InvalidSetting {
+            reason: format!(
+                "{reason} (stored in {}; pass an explicit value to the builder to replace it)",
+                db_path.display()
+            ),
+            name,
+            value,
+        },
+        other => other,
+    })?;
+    for (name, value) in &settings.all {
+        if let Some(disk_name) = name.strip_prefix("disk_") {
+            disk.configure(disk_name, value.as_ref())?;
+        }
+    }
+
+    // What must be written: settings that differ, missing counters, missing schema objects.
+    let changed: Vec<(&String, &SqlValue)> = settings
+        .all
+        .iter()
+        .filter(|(k, v)| stored.get(*k) != Some(*v))
+        .collect();
+    let missing_metadata: Vec<&str> = METADATA
+        .iter()
+        .copied()
+        .filter(|m| !stored.contains_key(*m))
+        .collect();
+    let policy_index = settings.eviction_policy.index_name();
+    let schema_missing = !objects.tables.contains("Cache")
+        || schema::INDEXES
+            .iter()
+            .any(|(name, _)| !objects.indexes.contains(*name))
+        || schema::TRIGGERS
+            .iter()
+            .any(|(name, _)| !objects.triggers.contains(*name))
+        || policy_index.is_some_and(|i| !objects.indexes.contains(i))
+        || settings.tag_index != objects.indexes.contains(schema::TAG_INDEX);
+
+    if read_only {
+        if !objects.tables.contains("Cache") {
+            return Err(Error::ReadOnly {
+                path: dir.to_path_buf(),
+            });
+        }
+    } else {
+        apply_persistent_pragmas(
+            &conn,
+            db_path,
+            &settings,
+            objects.tables.is_empty(),
+            deadline,
+            started,
+        )?;
+        if !changed.is_empty() || !missing_metadata.is_empty() || schema_missing {
+            let pool = Pool::new(
+                db_path.to_path_buf(),
+                false,
+                crate::cache::pragmas_of(&settings, false),
+            );
+            let ctx = TxContext {
+                pool: &pool,
+                writer,
+                deadline,
+                started,
+            };
+            conn::write(&ctx, |tx| -> Result<()> {
+                let sql = tx.sql;
+                let exec = |s: &str| sql.execute_batch(s).map_err(|e| map_err(db_path, e));
+                exec(schema::CREATE_SETTINGS)?;
+                for (name, value) in &changed {
+                    sql.prepare_cached(schema::PUT_SETTING)
+                        .and_then(|mut s| s.execute((name.as_str(), Bind(value.as_ref()))))
+                        .map_err(|e| map_err(db_path, e))?;
+                }
+                for name in &missing_metadata {
+                    sql.prepare_cached(schema::PUT_METADATA)
+                        .and_then(|mut s| s.execute([name]))
+                        .map_err(|e| map_err(db_path, e))?;
+                }
+                exec(schema::CREATE_CACHE)?;
+                for (_, ddl) in schema::INDEXES {
+                    exec(ddl)?;
+                }
+                if let Some(ddl) = settings.eviction_policy.index_sql() {
+                    exec(ddl)?;
+                }
+                for (_, ddl) in schema::TRIGGERS {
+                    exec(ddl)?;
+                }
+                exec(if settings.tag_index {
+                    schema::CREATE_TAG_INDEX
+                } else {
+                    schema::DROP_TAG_INDEX
+                })
+            })?;
+        }
+    }
+
+    let page_size: i64 = retry_busy(db_path, deadline, started, || {
+        conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+    })?;
+    Ok((settings, page_size, conn))
+}
+
+/// Connects read-write (creating the directory), or read-only when asked or when the
+/// directory cannot be written.
+fn connect(dir: &Path, db_path: &Path, read_only: bool) -> Result<(Connection, bool)> {
+    if read_only {
+        if !db_path.exists() {
+            return Err(Error::ReadOnly {
+                path: dir.to_path_buf(),
+            });
+        }
+        return Ok((Pool::connect(db_path, true)?, true));
+    }
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        if !dir.is_dir() {
+            return Err(Error::io(dir, e));
+        }
+    }
+    match Pool::connect(db_path, false) {
+        Ok(conn) if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) => Ok((conn, true)),
+        Ok(conn) => Ok((conn, false)),
+        Err(Error::Sqlite { source, .. })
+            if source.0.sqlite_error_code() == Some(ErrorCode::CannotOpen) && db_path.exists() =>
+        {
+            Ok((Pool::connect(db_path, true)?, true))
+        }
+        Err(Error::ReadOnly { .. }) if db_path.exists() => {
+            Ok((Pool::connect(db_path, true)?, true))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn dir_writable(dir: &Path) -> bool {
+    let probe = dir.join(format!(".dcache-probe-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => std::fs::remove_file(&probe).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// The schema objects present.
+#[derive(Debug, Default)]
+struct Objects {
+    tables: std::collections::BTreeSet<String>,
+    indexes: std::collections::BTreeSet<String>,
+    triggers: std::collections::BTreeSet<String>,
+}
+
+fn list_objects(
+    conn: &Connection,
+    db_path: &Path,
+    deadline: Option<Instant>,
+    started: Instant,
+) -> Result<Objects> {
+    retry_busy(db_path, deadline, started, || {
+        let mut objects = Objects::default();
+        let mut stmt = conn.prepare("SELECT type, name FROM sqlite_master")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let (kind, name): (String, String) = (row.get(0)?, row.get(1)?);
+            match kind.as_str() {
+                "table" if !name.starts_with("sqlite_") => objects.tables.insert(name),
+                "index" => objects.indexes.insert(name),
+                "trigger" => objects.triggers.insert(name),
+                _ => false,
+            };
+        }
+        Ok(objects)
+    })
+}
+
+fn check_foreign(db_path: &Path, objects: &Objects) -> Result<()> {
+    let ours = objects.tables.contains("Settings") || objects.tables.contains("Cache");
+    if !objects.tables.is_empty() && !ours {
+        let tables: Vec<&str> = objects.tables.iter().map(String::as_str).collect();
+        return Err(Error::ForeignDatabase {
+            path: db_path.to_path_buf(),
+            tables: tables.join(", "),
+        });
+    }
+    Ok(())
+}
+
+fn check_cache_columns(conn: &Connection, db_path: &Path) -> Result<()> {
+    let mut stmt = conn
+        .prepare("PRAGMA table_info(Cache)")
+        .map_err(|e| map_err(db_path, e))?;
+    let columns: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(1))
+        .and_then(Iterator::collect)
+        .map_err(|e| map_err(db_path, e))?;
+    if columns != schema::CACHE_COLUMNS {
+        return Err(Error::IncompatibleSchema {
+            path: db_path.to_path_buf(),
+            detail: format!(
+                "table Cache has columns ({}), expected ({})",
+                columns.join(", "),
+                schema::CACHE_COLUMNS.join(", ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn read_settings(
+    conn: &Connection,
+    db_path: &Path,
+    deadline: Option<Instant>,
+    started: Instant,
+) -> Result<BTreeMap<String, SqlValue>> {
+    let rows: Vec<(String, SqlValue)> = retry_busy(db_path, deadline, started, || {
+        let mut stmt = conn.prepare_cached("SELECT key, value FROM Settings")?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let key: String = row.get(0)?;
+            out.push((key, row.get::<_, rusqlite::types::Value>(1)?));
+        }
+        Ok(out)
+    })?
+    .into_iter()
+    .map(|(k, v): (String, rusqlite::types::Value)| Ok((k, crate::sqlval::from_rusqlite(v))))
+    .collect::<Result<_>>()?;
+    Ok(rows.into_iter().collect())
+}
+
+/// `journal_mode` and `auto_vacuum` live in the database file: change them only when they
+/// differ, and `auto_vacuum` only before tables exist (SQLite ignores it afterwards).
+fn apply_persistent_pragmas(
+    conn: &Connection,
+    db_path: &Path,
+    settings: &Settings,
+    empty: bool,
+    deadline: Option<Instant>,
+    started: Instant,
+) -> Result<()> {
+    if empty {
+        let current: i64 = retry_busy(db_path, deadline, started, || {
+            conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+        })?;
+        if current != settings.sqlite_auto_vacuum {
+            retry_busy(db_path, deadline, started, || {
+                conn.pragma_update(None, "auto_vacuum", settings.sqlite_auto_vacuum)
+            })?;
+        }
+    }
+    set_journal_mode(
+        conn,
+        db_path,
+        &settings.sqlite_journal_mode,
+        deadline,
+        started,
+    )
+}
+
+pub(crate) fn set_journal_mode(
+    conn: &Connection,
+    db_path: &Path,
+    mode: &str,
+    deadline: Option<Instant>,
+    started: Instant,
+) -> Result<()> {
+    let current: String = retry_busy(db_path, deadline, started, || {
+        conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+    })?;
+    if !current.eq_ignore_ascii_case(mode) {
+        let now: Option<String> = retry_busy(db_path, deadline, started, || {
+            conn.query_row(&format!("PRAGMA journal_mode = {mode}"), [], |r| r.get(0))
+                .optional()
+        })?;
+        if !now.is_some_and(|n| n.eq_ignore_ascii_case(mode)) {
+            log::warn!(
+                "dcache: {} kept journal mode {current}, not {mode}",
+                db_path.display()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,432 @@
+//! Queue operations on a cache: `push`, `pull`, `peek` (python's key scheme) and `peekitem`.
+
+use std::fmt;
+
+use dcache_disk::{DbKey, DiskFormat, SqlRef, SqlValue, Stored};
+use serde::de::DeserializeOwned;
+use serde::{Serialize, Serializer};
+
+use crate::cache::{Cache, Columns, Found};
+use crate::conn::Tx;
+use crate::error::{Error, Result};
+use crate::options::{Entry, SetOptions};
+use crate::sqlval::Bind;
+use crate::tag::Tag;
+
+/// The first key of an empty queue (python's `500000000000000`).
+pub const QUEUE_START: i64 = 500_000_000_000_000;
+/// Queue keys lie strictly between 0 and this (15 digits).
+const QUEUE_MAX: i64 = 999_999_999_999_999;
+
+/// Which end of a queue an operation works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Side {
+    /// The front: the smallest keys.
+    Front,
+    /// The back: the largest keys.
+    #[default]
+    Back,
+}
+
+/// A queue key: an integer without a prefix, `"<prefix>-<15 digits>"` with one.
+///
+/// It is a cache key like any other: pass it to `get`, `delete`, ….
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QueueKey {
+    /// A key of the unprefixed queue.
+    Int(i64),
+    /// A key of a prefixed queue, e.g. `"jobs-500000000000000"`.
+    Text(String),
+}
+
+impl fmt::Display for QueueKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueueKey::Int(i) => write!(f, "{i}"),
+            QueueKey::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+impl Serialize for QueueKey {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            QueueKey::Int(i) => s.serialize_i64(*i),
+            QueueKey::Text(t) => s.serialize_str(t),
+        }
+    }
+}
+
+/// Options of [`Cache::push_with`]: queue prefix, side, expiry and tag.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct PushOptions {
+    /// The queue's prefix (`None`: integer keys).
+    pub prefix: Option<String>,
+    /// Where to push (default the back).
+    pub side: Side,
+    /// Expiry and tag of the pushed entry.
+    pub set: SetOptions,
+}
+
+impl PushOptions {
+    /// Push to the back of the unprefixed queue.
+    #[must_use]
+    pub fn new() -> Self {
+        PushOptions::default()
+    }
+
+    /// Uses the queue named `prefix`.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// Pushes at `side`.
+    #[must_use]
+    pub fn side(mut self, side: Side) -> Self {
+        self.side = side;
+        self
+    }
+
+    /// Expires the entry `ttl` from now.
+    #[must_use]
+    pub fn expire(mut self, ttl: std::time::Duration) -> Self {
+        self.set.expire = Some(ttl);
+        self
+    }
+
+    /// Tags the entry.
+    #[must_use]
+    pub fn tag(mut self, tag: impl Into<Tag>) -> Self {
+        self.set.tag = Some(tag.into());
+        self
+    }
+}
+
+/// The key range of a queue, as bound parameters.
+fn bounds(prefix: Option<&str>) -> (SqlValue, SqlValue) {
+    match prefix {
+        None => (SqlValue::Integer(0), SqlValue::Integer(QUEUE_MAX)),
+        Some(p) => (
+            SqlValue::Text(format!("{p}-000000000000000")),
+            SqlValue::Text(format!("{p}-999999999999999")),
+        ),
+    }
+}
+
+fn select_end(side: Side, with_value: bool) -> &'static str {
+    match (side, with_value) {
+        (Side::Back, false) => {
+            "SELECT key FROM Cache WHERE ?1 < key AND key < ?2 AND raw = 1 ORDER BY key DESC LIMIT 1"
+        }
+        (Side::Front, false) => {
+            "SELECT key FROM Cache WHERE ?1 < key AND key < ?2 AND raw = 1 ORDER BY key ASC LIMIT 1"
+        }
+        (Side::Back, true) => {
+            "SELECT rowid, expire_time, tag, mode, filename, value, size, key FROM Cache \
+             WHERE ?1 < key AND key < ?2 AND raw = 1 ORDER BY key DESC LIMIT 1"
+        }
+        (Side::Front, true) => {
+            "SELECT rowid, expire_time, tag, mode, filename, value, size, key FROM Cache \
+             WHERE ?1 < key AND key < ?2 AND raw = 1 ORDER BY key ASC LIMIT 1"
+        }
+    }
+}
+
+fn queue_key(prefix: Option<&str>, key: SqlRef<'_>) -> Result<QueueKey> {
+    let bad = || Error::NotAQueueKey {
+        key: key.to_string(),
+    };
+    match (prefix, key) {
+        (None, SqlRef::Integer(i)) => Ok(QueueKey::Int(i)),
+        (Some(p), SqlRef::Text(t)) if t.len() > p.len() && t.starts_with(p) => {
+            Ok(QueueKey::Text(t.to_owned()))
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn key_number(key: &QueueKey) -> Result<i64> {
+    match key {
+        QueueKey::Int(i) => Ok(*i),
+        QueueKey::Text(t) => t
+            .rsplit_once('-')
+            .and_then(|(_, digits)| digits.parse().ok())
+            .ok_or_else(|| Error::NotAQueueKey { key: t.clone() }),
+    }
+}
+
+impl<D: DiskFormat> Cache<D> {
+    /// Appends `value` to the back of the unprefixed queue and returns its key (python's
+    /// `push`). The first key is 500000000000000; pushing to the back adds 1, to the front
+    /// subtracts 1, so python's `pull` sees the same order.
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Self::set), and [`Error::NotAQueueKey`] when a key in the queue's range is
+    /// not a queue key (python raises there too).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dcache_core::{QueueKey, Side};
+    ///
+    /// let cache = dcache_core::Cache::temp()?;
+    /// assert_eq!(cache.push("first")?, QueueKey::Int(500_000_000_000_000));
+    /// cache.push("second")?;
+    /// let (key, value) = cache.pull::<String>(None, Side::Front)?.unwrap();
+    /// assert_eq!((key, value.value.as_str()), (QueueKey::Int(500_000_000_000_000), "first"));
+    /// # Ok::<(), dcache_core::Error>(())
+    /// ```
+    pub fn push(&self, value: impl Serialize) -> Result<QueueKey> {
+        self.push_with(value, PushOptions::default())
+    }
+
+    /// [`push`](Self::push) with a prefix, side, expiry and tag.
+    ///
+    /// # Errors
+    ///
+    /// As [`push`](Self::push).
+    pub fn push_with(&self, value: impl Serialize, opts: PushOptions) -> Result<QueueKey> {
+        let state = self.state();
+        let stored = state.disk.store(&value, self.files())?;
+        self.push_stored(&stored, opts)
+    }
+
+    pub(crate) fn push_stored(&self, stored: &Stored, opts: PushOptions) -> Result<QueueKey> {
+        let PushOptions { prefix, side, set } = opts;
+        let state = self.state();
+        let (lo, hi) = bounds(prefix.as_deref());
+        let new_file = stored.filename.clone();
+        let result = self.write(|tx| {
+            let last: Option<SqlValue> = tx
+                .sql
+                .prepare_cached(select_end(side, false))
+                .and_then(|mut s| {
+                    let mut rows = s.query((Bind(lo.as_ref()), Bind(hi.as_ref())))?;
+                    rows.next()?
+                        .map(|r| r.get(0).map(crate::sqlval::from_rusqlite))
+                        .transpose()
+                })
+                .map_err(self.sql_err())?;
+            let num = match last {
+                None => QUEUE_START,
+                Some(k) => {
+                    let n = key_number(&queue_key(prefix.as_deref(), k.as_ref())?)?;
+                    match side {
+                        Side::Back => n + 1,
+                        Side::Front => n - 1,
+                    }
+                }
+            };
+            let key = match &prefix {
+                None => QueueKey::Int(num),
+                Some(p) => QueueKey::Text(format!("{p}-{num:015}")),
+            };
+            let db_key = match &key {
+                QueueKey::Int(i) => DbKey {
+                    value: SqlValue::Integer(*i),
+                    raw: true,
+                },
+                QueueKey::Text(t) => DbKey {
+                    value: SqlValue::Text(t.clone()),
+                    raw: true,
+                },
+            };
+            self.insert_entry(tx, &state, &db_key, stored, &set)?;
+            Ok(key)
+        });
+        if result.is_err() {
+            if let Some(name) = &new_file {
+                if let Err(e) = self.files().remove(name) {
+                    log::warn!("dcache: could not remove unused value file {name}: {e}");
+                }
+            }
+        }
+        result
+    }
+
+    /// Removes and returns the entry at `side` of the queue `prefix` (python's `pull`), or
+    /// `None` when the queue is empty. Expired entries at that end are removed and skipped.
+    ///
+    /// # Errors
+    ///
+    /// As [`pop`](Self::pop); the entry is kept if its value cannot be read as `V`.
+    pub fn pull<V: DeserializeOwned>(
+        &self,
+        prefix: Option<&str>,
+        side: Side,
+    ) -> Result<Option<(QueueKey, Entry<V>)>> {
+        self.queue_end(prefix, side, true)
+    }
+
+    /// Returns the entry at `side` of the queue without removing it (python's `peek`);
+    /// expired entries at that end are removed.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub fn peek<V: DeserializeOwned>(
+        &self,
+        prefix: Option<&str>,
+        side: Side,
+    ) -> Result<Option<(QueueKey, Entry<V>)>> {
+        self.queue_end(prefix, side, false)
+    }
+
+    fn queue_end<V: DeserializeOwned>(
+        &self,
+        prefix: Option<&str>,
+        side: Side,
+        remove: bool,
+    ) -> Result<Option<(QueueKey, Entry<V>)>> {
+        let state = self.state();
+        let (lo, hi) = bounds(prefix);
+        self.write(|tx| {
+            loop {
+                let now = self.now();
+                let row = {
+                    let mut stmt = tx
+                        .sql
+                        .prepare_cached(select_end(side, true))
+                        .map_err(self.sql_err())?;
+                    let mut rows = stmt
+                        .query((Bind(lo.as_ref()), Bind(hi.as_ref())))
+                        .map_err(self.sql_err())?;
+                    match rows.next().map_err(self.sql_err())? {
+                        None => return Ok(None),
+                        Some(r) => {
+                            let found = Found::from_row(r)?;
+                            let key =
+                                crate::sqlval::sql_value(r.get_ref(7).map_err(self.sql_err())?)?;
+                            (found, key)
+                        }
+                    }
+                };
+                let (found, key) = row;
+                let expired = found.expire_time.is_some_and(|t| t < now);
+                if expired {
+                    self.delete_rowid(tx, found.rowid, found.filename.clone())?;
+                    continue;
+                }
+                let value = match state.disk.fetch::<V>(found.stored(), self.files()) {
+                    Ok(v) => v,
+                    Err(
+                        e @ (dcache_disk::Error::MissingFile { .. }
+                        | dcache_disk::Error::SizeMismatch { .. }),
+                    ) => {
+                        // python skips an entry whose file vanished; the row goes too.
+                        log::warn!(
+                            "dcache: skipping a queue entry whose value file is damaged: {e}"
+                        );
+                        self.delete_rowid(tx, found.rowid, found.filename.clone())?;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                if remove {
+                    self.delete_rowid(tx, found.rowid, found.filename.clone())?;
+                }
+                let key = queue_key(prefix, key.as_ref())?;
+                return Ok(Some((key, found.entry(value))));
+            }
+        })
+    }
+
+    /// The first (`last = false`) or last entry in insertion order, with its key (python's
+    /// `peekitem`); expired entries at that end are removed and skipped.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub fn peekitem<K: DeserializeOwned, V: DeserializeOwned>(
+        &self,
+        last: bool,
+    ) -> Result<Option<(K, Entry<V>)>> {
+        self.end_item(last, false)
+    }
+
+    /// Removes and returns the first or last entry in insertion order (python's
+    /// `Index.popitem`, in one transaction).
+    ///
+    /// # Errors
+    ///
+    /// As [`pop`](Self::pop).
+    pub fn popitem<K: DeserializeOwned, V: DeserializeOwned>(
+        &self,
+        last: bool,
+    ) -> Result<Option<(K, Entry<V>)>> {
+        self.end_item(last, true)
+    }
+
+    fn end_item<K: DeserializeOwned, V: DeserializeOwned>(
+        &self,
+        last: bool,
+        remove: bool,
+    ) -> Result<Option<(K, Entry<V>)>> {
+        let state = self.state();
+        let sql = if last {
+            "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw FROM Cache ORDER BY rowid DESC LIMIT 1"
+        } else {
+            "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw FROM Cache ORDER BY rowid ASC LIMIT 1"
+        };
+        self.write(|tx| {
+            loop {
+                let now = self.now();
+                let (found, key, raw) = {
+                    let mut stmt = tx.sql.prepare_cached(sql).map_err(self.sql_err())?;
+                    let mut rows = stmt.query([]).map_err(self.sql_err())?;
+                    match rows.next().map_err(self.sql_err())? {
+                        None => return Ok(None),
+                        Some(r) => (
+                            Found::from_row(r)?,
+                            crate::sqlval::sql_value(r.get_ref(7).map_err(self.sql_err())?)?,
+                            r.get::<_, Option<bool>>(8)
+                                .map_err(self.sql_err())?
+                                .unwrap_or(false),
+                        ),
+                    }
+                };
+                if found.expire_time.is_some_and(|t| t < now) {
+                    self.delete_rowid(tx, found.rowid, found.filename.clone())?;
+                    continue;
+                }
+                let key: K = state.disk.get(key.as_ref(), raw)?;
+                let value: V = state.disk.fetch(found.stored(), self.files())?;
+                if remove {
+                    self.delete_rowid(tx, found.rowid, found.filename.clone())?;
+                }
+                return Ok(Some((key, found.entry(value))));
+            }
+        })
+    }
+
+    /// Inserts a new row (the key is known to be absent) and culls.
+    fn insert_entry(
+        &self,
+        tx: &Tx<'_>,
+        state: &crate::cache::State<D>,
+        key: &DbKey,
+        stored: &Stored,
+        opts: &SetOptions,
+    ) -> Result<()> {
+        if let Some(name) = &stored.filename {
+            tx.remove_on_rollback(self.files(), name.clone());
+        }
+        if let Some(Tag::Real(f)) = &opts.tag {
+            if f.is_nan() {
+                return Err(Error::NanTag);
+            }
+        }
+        let now = self.now();
+        let columns = Columns {
+            expire_time: opts.expire.map(|d| now + d.as_secs_f64()),
+            tag: opts.tag.as_ref().map_or(SqlRef::Null, Tag::as_sql),
+            stored: stored.as_ref(),
+        };
+        self.insert_row(tx, key, now, &columns)?;
+        self.cull_in_tx(tx, state, now, state.settings.cull_limit)
+    }
+}

@@ -1,0 +1,313 @@
+//! Classifies a `Serialize` value as one of SQLite's native types or as structured data.
+//!
+//! Python's `Disk` stores `str`, `bytes`, in-range `int` and `float` natively (`raw`) and
+//! pickles everything else. A Rust value maps the same way by the serde calls its `Serialize`
+//! implementation makes: `serialize_str` is text, `serialize_bytes` (or a sequence whose every
+//! element is a `u8`, so `&[u8]`, `Vec<u8>` and `[u8; N]`) is bytes, integers that fit in an
+//! `i64` are integers, and floats are floats. Newtype structs are looked through.
+
+use serde::ser::{self, Impossible, Serialize};
+use std::fmt;
+
+use crate::probe::as_u8;
+
+/// A value SQLite stores natively.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Primitive {
+    /// An integer in `i64` range.
+    Integer(i64),
+    /// A float (possibly NaN; callers decide what NaN means for them).
+    Real(f64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Blob(Vec<u8>),
+}
+
+/// Returns the native form of `value`, or `None` when it is structured data (tuples, structs,
+/// maps, options, booleans, integers outside `i64`) that a disk must serialize.
+///
+/// An empty sequence is classified as empty bytes: serde gives no element type for it, and an
+/// empty `&[u8]` key must match python's `b''` key.
+///
+/// # Examples
+///
+/// ```
+/// use dcache_disk::{classify, Primitive};
+///
+/// assert_eq!(classify("a"), Some(Primitive::Text("a".into())));
+/// assert_eq!(classify(&42u8), Some(Primitive::Integer(42)));
+/// assert_eq!(classify(&b"ab"[..]), Some(Primitive::Blob(b"ab".to_vec())));
+/// assert_eq!(classify(&(1, "x")), None);
+/// assert_eq!(classify(&u64::MAX), None); // too large for SQLite: pickled as a python int
+/// ```
+pub fn classify<T: Serialize + ?Sized>(value: &T) -> Option<Primitive> {
+    value.serialize(Classifier).ok()
+}
+
+/// The "not a primitive" signal of the classifier; never shown to users.
+#[derive(Debug)]
+struct NotPrimitive;
+
+impl fmt::Display for NotPrimitive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not a primitive")
+    }
+}
+
+impl std::error::Error for NotPrimitive {}
+
+impl ser::Error for NotPrimitive {
+    fn custom<T: fmt::Display>(_msg: T) -> Self {
+        NotPrimitive
+    }
+}
+
+struct Classifier;
+
+/// Collects the elements of a sequence while every one of them is a `u8`.
+struct ByteSeq {
+    bytes: Vec<u8>,
+}
+
+impl ser::SerializeSeq for ByteSeq {
+    type Ok = Primitive;
+    type Error = NotPrimitive;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotPrimitive> {
+        let byte = as_u8(value).ok_or(NotPrimitive)?;
+        self.bytes.push(byte);
+        Ok(())
+    }
+
+    fn end(self) -> Result<Primitive, NotPrimitive> {
+        Ok(Primitive::Blob(self.bytes))
+    }
+}
+
+impl ser::SerializeTuple for ByteSeq {
+    type Ok = Primitive;
+    type Error = NotPrimitive;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotPrimitive> {
+        ser::SerializeSeq::serialize_element(self, value)
+    }
+
+    fn end(self) -> Result<Primitive, NotPrimitive> {
+        ser::SerializeSeq::end(self)
+    }
+}
+
+fn int<T: TryInto<i64>>(v: T) -> Result<Primitive, NotPrimitive> {
+    v.try_into()
+        .map(Primitive::Integer)
+        .map_err(|_| NotPrimitive)
+}
+
+impl ser::Serializer for Classifier {
+    type Ok = Primitive;
+    type Error = NotPrimitive;
+    type SerializeSeq = ByteSeq;
+    type SerializeTuple = ByteSeq;
+    type SerializeTupleStruct = Impossible<Primitive, NotPrimitive>;
+    type SerializeTupleVariant = Impossible<Primitive, NotPrimitive>;
+    type SerializeMap = Impossible<Primitive, NotPrimitive>;
+    type SerializeStruct = Impossible<Primitive, NotPrimitive>;
+    type SerializeStructVariant = Impossible<Primitive, NotPrimitive>;
+
+    fn serialize_bool(self, _v: bool) -> Result<Primitive, NotPrimitive> {
+        // Python's `bool` is not stored raw: `type(x) is int` is false for it.
+        Err(NotPrimitive)
+    }
+    fn serialize_i8(self, v: i8) -> Result<Primitive, NotPrimitive> {
+        int(v)
+    }
+    fn serialize_i16(self, v: i16) -> Result<Primitive, NotPrimitive> {
+        int(v)
+    }
+    fn serialize_i32(self, v: i32) -> Result<Primitive, NotPrimitive> {
+        int(v)
+    }
+    fn serialize_i64(self, v: i64) -> Result<Primitive, NotPrimitive> {
+        int(v)
+    }
+    fn serialize_i128(self, v: i128) -> Result<Primitive, NotPrimitive> {
+        int(v)
+    }
+    fn serialize_u8(self, v: u8) -> Result<Primitive, NotPrimitive> {
+        int(v)
+    }
+    fn serialize_u16(self, v: u16) -> Result<Primitive, NotPrimitive> {
+        int(v)
+    }
+    fn serialize_u32(self, v: u32) -> Result<Primitive, NotPrimitive> {
+        int(v)
+    }
+    fn serialize_u64(self, v: u64) -> Result<Primitive, NotPrimitive> {
+        int(v)
+    }
+    fn serialize_u128(self, v: u128) -> Result<Primitive, NotPrimitive> {
+        int(v)
+    }
+    fn serialize_f32(self, v: f32) -> Result<Primitive, NotPrimitive> {
+        Ok(Primitive::Real(f64::from(v)))
+    }
+    fn serialize_f64(self, v: f64) -> Result<Primitive, NotPrimitive> {
+        Ok(Primitive::Real(v))
+    }
+    fn serialize_char(self, v: char) -> Result<Primitive, NotPrimitive> {
+        Ok(Primitive::Text(v.to_string()))
+    }
+    fn serialize_str(self, v: &str) -> Result<Primitive, NotPrimitive> {
+        Ok(Primitive::Text(v.to_owned()))
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<Primitive, NotPrimitive> {
+        Ok(Primitive::Blob(v.to_vec()))
+    }
+    fn serialize_none(self) -> Result<Primitive, NotPrimitive> {
+        Err(NotPrimitive)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, _v: &T) -> Result<Primitive, NotPrimitive> {
+        // `Option<T>` is structured: `None` must stay distinguishable from `Some(x)`.
+        Err(NotPrimitive)
+    }
+    fn serialize_unit(self) -> Result<Primitive, NotPrimitive> {
+        Err(NotPrimitive)
+    }
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<Primitive, NotPrimitive> {
+        Err(NotPrimitive)
+    }
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+    ) -> Result<Primitive, NotPrimitive> {
+        Err(NotPrimitive)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<Primitive, NotPrimitive> {
+        value.serialize(Classifier)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _value: &T,
+    ) -> Result<Primitive, NotPrimitive> {
+        Err(NotPrimitive)
+    }
+    fn serialize_seq(self, len: Option<usize>) -> Result<ByteSeq, NotPrimitive> {
+        // Capacity from the hint, bounded: the hint is only a hint.
+        Ok(ByteSeq {
+            bytes: Vec::with_capacity(len.unwrap_or(0).min(1 << 20)),
+        })
+    }
+    fn serialize_tuple(self, len: usize) -> Result<ByteSeq, NotPrimitive> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleStruct, NotPrimitive> {
+        Err(NotPrimitive)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleVariant, NotPrimitive> {
+        Err(NotPrimitive)
+    }
+    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, NotPrimitive> {
+        Err(NotPrimitive)
+    }
+    fn serialize_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStruct, NotPrimitive> {
+        Err(NotPrimitive)
+    }
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStructVariant, NotPrimitive> {
+        Err(NotPrimitive)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[derive(serde::Serialize)]
+    struct UserId(String);
+
+    #[derive(serde::Serialize)]
+    struct Point {
+        x: i32,
+    }
+
+    #[test]
+    fn primitives_are_native() {
+        assert_eq!(classify("é"), Some(Primitive::Text("é".into())));
+        assert_eq!(
+            classify(&String::from("s")),
+            Some(Primitive::Text("s".into()))
+        );
+        assert_eq!(classify(&'c'), Some(Primitive::Text("c".into())));
+        assert_eq!(classify(&i64::MIN), Some(Primitive::Integer(i64::MIN)));
+        assert_eq!(
+            classify(&(i64::MAX as u64)),
+            Some(Primitive::Integer(i64::MAX))
+        );
+        assert_eq!(classify(&-1i8), Some(Primitive::Integer(-1)));
+        assert_eq!(classify(&1.5f32), Some(Primitive::Real(1.5)));
+        assert_eq!(classify(&-0.0f64), Some(Primitive::Real(-0.0)));
+        assert_eq!(
+            classify(&UserId("u".into())),
+            Some(Primitive::Text("u".into()))
+        );
+    }
+
+    #[test]
+    fn byte_sequences_are_blobs() {
+        assert_eq!(
+            classify(&vec![0u8, 255]),
+            Some(Primitive::Blob(vec![0, 255]))
+        );
+        assert_eq!(classify(&[7u8; 3]), Some(Primitive::Blob(vec![7; 3])));
+        assert_eq!(classify(&b""[..]), Some(Primitive::Blob(vec![])));
+        assert_eq!(
+            classify(&Vec::<String>::new()),
+            Some(Primitive::Blob(vec![]))
+        );
+    }
+
+    #[test]
+    fn structured_values_are_not_native() {
+        assert_eq!(classify(&true), None);
+        assert_eq!(classify(&u64::MAX), None);
+        assert_eq!(classify(&i128::MAX), None);
+        assert_eq!(classify(&Some(1)), None);
+        assert_eq!(classify(&None::<i32>), None);
+        assert_eq!(classify(&()), None);
+        assert_eq!(classify(&(1, "x")), None);
+        assert_eq!(classify(&vec![1u16, 2]), None);
+        assert_eq!(classify(&vec!["a"]), None);
+        assert_eq!(classify(&Point { x: 1 }), None);
+        assert_eq!(classify(&BTreeMap::<i32, i32>::new()), None);
+    }
+}

@@ -1,0 +1,149 @@
+//! SQLite column values, owned and borrowed, without depending on SQLite.
+
+use std::fmt;
+
+/// A value as SQLite stores it in the `key`, `value` and `tag` columns and in `Settings`.
+///
+/// The `Cache` table declares those columns with BLOB affinity, so SQLite keeps each value's
+/// storage class exactly as bound: an integer stays an integer, text stays text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    /// SQL `NULL`.
+    Null,
+    /// A 64-bit signed integer.
+    Integer(i64),
+    /// A 64-bit float. SQLite binds NaN as `NULL`, so a NaN never reaches a column.
+    Real(f64),
+    /// UTF-8 text.
+    Text(String),
+    /// Bytes.
+    Blob(Vec<u8>),
+}
+
+/// A borrowed [`SqlValue`], as read from a row without copying.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SqlRef<'a> {
+    /// SQL `NULL`.
+    Null,
+    /// A 64-bit signed integer.
+    Integer(i64),
+    /// A 64-bit float.
+    Real(f64),
+    /// UTF-8 text.
+    Text(&'a str),
+    /// Bytes.
+    Blob(&'a [u8]),
+}
+
+impl SqlValue {
+    /// Borrows this value.
+    #[must_use]
+    pub fn as_ref(&self) -> SqlRef<'_> {
+        match self {
+            SqlValue::Null => SqlRef::Null,
+            SqlValue::Integer(i) => SqlRef::Integer(*i),
+            SqlValue::Real(f) => SqlRef::Real(*f),
+            SqlValue::Text(s) => SqlRef::Text(s),
+            SqlValue::Blob(b) => SqlRef::Blob(b),
+        }
+    }
+}
+
+impl SqlRef<'_> {
+    /// Copies this value into an owned [`SqlValue`].
+    #[must_use]
+    pub fn to_owned(self) -> SqlValue {
+        match self {
+            SqlRef::Null => SqlValue::Null,
+            SqlRef::Integer(i) => SqlValue::Integer(i),
+            SqlRef::Real(f) => SqlValue::Real(f),
+            SqlRef::Text(s) => SqlValue::Text(s.to_owned()),
+            SqlRef::Blob(b) => SqlValue::Blob(b.to_vec()),
+        }
+    }
+
+    /// The SQLite storage class name: `NULL`, `INTEGER`, `REAL`, `TEXT` or `BLOB`.
+    #[must_use]
+    pub fn storage_class(self) -> &'static str {
+        match self {
+            SqlRef::Null => "NULL",
+            SqlRef::Integer(_) => "INTEGER",
+            SqlRef::Real(_) => "REAL",
+            SqlRef::Text(_) => "TEXT",
+            SqlRef::Blob(_) => "BLOB",
+        }
+    }
+}
+
+impl fmt::Display for SqlRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SqlRef::Null => f.write_str("NULL"),
+            SqlRef::Integer(i) => write!(f, "{i}"),
+            SqlRef::Real(x) => write!(f, "{x:?}"),
+            SqlRef::Text(s) => write!(f, "{s:?}"),
+            SqlRef::Blob(b) => {
+                f.write_str("x'")?;
+                for byte in *b {
+                    write!(f, "{byte:02x}")?;
+                }
+                f.write_str("'")
+            }
+        }
+    }
+}
+
+impl fmt::Display for SqlValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_ref().fmt(f)
+    }
+}
+
+impl From<i64> for SqlValue {
+    fn from(v: i64) -> Self {
+        SqlValue::Integer(v)
+    }
+}
+
+impl From<f64> for SqlValue {
+    fn from(v: f64) -> Self {
+        SqlValue::Real(v)
+    }
+}
+
+impl From<&str> for SqlValue {
+    fn from(v: &str) -> Self {
+        SqlValue::Text(v.to_owned())
+    }
+}
+
+impl From<String> for SqlValue {
+    fn from(v: String) -> Self {
+        SqlValue::Text(v)
+    }
+}
+
+impl From<Vec<u8>> for SqlValue {
+    fn from(v: Vec<u8>) -> Self {
+        SqlValue::Blob(v)
+    }
+}
+
+impl From<&[u8]> for SqlValue {
+    fn from(v: &[u8]) -> Self {
+        SqlValue::Blob(v.to_vec())
+    }
+}
+
+/// An encoded key: the `key` column value and the `raw` flag stored beside it.
+///
+/// `raw` is true when the key is stored natively (text, blob, integer, real) and false when the
+/// blob holds a serialized (pickled) key. Python looks keys up by `(key, raw)`, so both must
+/// match for two processes to find the same row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbKey {
+    /// The `key` column.
+    pub value: SqlValue,
+    /// The `raw` column.
+    pub raw: bool,
+}

@@ -1,0 +1,220 @@
+//! A runnable tour of dcache: every capability, with what each step does.
+//!
+//! Run it with `cargo run --release --example tour`.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use dcache::{
+    Cache, EvictionPolicy, JsonDisk, MsgpackDisk, PushOptions, SetOptions, Side, Storage, Update,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct User {
+    name: String,
+    langs: Vec<String>,
+    admin: bool,
+}
+
+fn step(title: &str) {
+    println!("\n== {title}");
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = std::env::temp_dir().join(format!("dcache-tour-{}", std::process::id()));
+    let started = Instant::now();
+
+    step("Open a cache directory (created on first use, shared by every process that opens it)");
+    let cache = Cache::open(root.join("cache"))?;
+    println!(
+        "opened {} with settings {:?}",
+        cache.directory().display(),
+        cache.settings().eviction_policy
+    );
+
+    step(
+        "Set and get: strings, bytes, integers and floats are stored natively, as python stores them",
+    );
+    cache.set("greeting", "hello, world")?;
+    cache.set(&b"raw-key"[..], &b"\x00\x01\x02"[..])?;
+    cache.set(42, 3.5)?;
+    println!("greeting = {:?}", cache.get::<String>("greeting")?);
+    println!("raw-key  = {:?}", cache.get::<Vec<u8>>(&b"raw-key"[..])?);
+    println!("42       = {:?}", cache.get::<f64>(42)?);
+
+    step("Structured values are pickled: python reads this struct as a dict");
+    let ada = User {
+        name: "Ada".into(),
+        langs: vec!["analytical engine".into()],
+        admin: true,
+    };
+    cache.set(("user", 1), &ada)?;
+    println!("('user', 1) = {:?}", cache.get::<User>(("user", 1))?);
+
+    step("Reading a value as the wrong type is a typed error, not a panic");
+    match cache.get::<i64>("greeting") {
+        Err(e) => println!("get::<i64>(\"greeting\") -> {e}"),
+        Ok(v) => println!("unexpected {v:?}"),
+    }
+
+    step("Expiry and tags");
+    cache.set_with(
+        "session",
+        "token",
+        SetOptions::new()
+            .expire(Duration::from_millis(200))
+            .tag("web"),
+    )?;
+    let entry = cache.get_entry::<String>("session")?.expect("just set");
+    println!(
+        "session expires at {:?}, tag {:?}",
+        entry.expire_time, entry.tag
+    );
+    std::thread::sleep(Duration::from_millis(250));
+    println!(
+        "after 250 ms: {:?} (expired entries are misses)",
+        cache.get::<String>("session")?
+    );
+
+    step("add only writes when the key is absent; incr and decr are atomic");
+    println!(
+        "add(\"once\") -> {}, again -> {}",
+        cache.add("once", 1)?,
+        cache.add("once", 2)?
+    );
+    cache.incr("hits", 10)?;
+    println!("hits = {}", cache.decr("hits", 3)?);
+
+    step("Transactions: all or nothing, readers never blocked");
+    let result: Result<(), dcache::Error> = cache.transact(|c| {
+        c.set("a", 1)?;
+        c.set("b", 2)?;
+        Err(dcache::Error::KeyNotFound) // abort
+    });
+    println!(
+        "aborted transaction: {:?}; a = {:?}",
+        result.err().map(|e| e.to_string()),
+        cache.get::<i64>("a")?
+    );
+    cache.transact(|c| {
+        c.set("a", 1)?;
+        c.set("b", 2)
+    })?;
+    println!(
+        "committed: a = {:?}, b = {:?}",
+        cache.get::<i64>("a")?,
+        cache.get::<i64>("b")?
+    );
+
+    step("Large values go to files and can be streamed in and out in bounded memory");
+    let big = vec![7u8; 5 << 20];
+    cache.set_reader("big", &mut &big[..], SetOptions::new())?;
+    let mut reader = cache.read("big")?.expect("just set");
+    let mut buf = [0u8; 4];
+    reader.read_exact(&mut buf)?;
+    println!(
+        "streamed the first bytes of a 5 MiB value: {buf:?}; whole value via get_bytes: {} bytes",
+        cache.get_bytes("big")?.map_or(0, |b| b.len())
+    );
+
+    step("Queues: push and pull with python's key scheme");
+    for job in ["build", "test", "deploy"] {
+        let key = cache.push_with(job, PushOptions::new().prefix("jobs"))?;
+        println!("pushed {job:>6} as {key}");
+    }
+    while let Some((key, job)) = cache.pull::<String>(Some("jobs"), Side::Front)? {
+        println!("pulled {key} = {}", job.value);
+    }
+
+    step("Iteration in insertion order, in pages (no connection held between pages)");
+    let keys: Vec<dcache::Value> = cache.keys()?.collect::<Result<_, _>>()?;
+    println!(
+        "{} keys, first five: {}",
+        keys.len(),
+        keys.iter()
+            .take(5)
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    step("Memoize: results cached by argument, errors not cached");
+    let slow_square = cache.memoize("slow_square");
+    for _ in 0..2 {
+        let t = Instant::now();
+        let v: u64 = slow_square.call(&(12u64,), || -> dcache::Result<u64> {
+            std::thread::sleep(Duration::from_millis(50));
+            Ok(144)
+        })?;
+        println!("slow_square(12) = {v} in {:?}", t.elapsed());
+    }
+
+    step("The Storage trait: an atomic read-modify-write, the basis of locks and recipes");
+    let avg = Storage::update(
+        &cache,
+        "avg",
+        SetOptions::new(),
+        |cur: Option<(f64, u64)>| {
+            let (total, n) = cur.unwrap_or((0.0, 0));
+            (
+                (Update::Set((total + 4.0, n + 1))),
+                (total + 4.0) / (n + 1) as f64,
+            )
+        },
+    )?;
+    println!("running average = {avg}");
+
+    step("Eviction: a size limit and a policy; culling happens inside writes");
+    let small = Cache::builder()
+        .size_limit(1 << 20)
+        .eviction_policy(EvictionPolicy::LeastRecentlyUsed)
+        .open(root.join("small"))?;
+    for i in 0..64 {
+        small.set(i, vec![0u8; 64 << 10])?;
+    }
+    println!(
+        "wrote 64 x 64 KiB into a 1 MiB cache: {} entries, volume {} KiB",
+        small.len()?,
+        small.volume()? >> 10
+    );
+    println!(
+        "cull() removed {} more; tag eviction and clear work the same way",
+        small.cull()?
+    );
+
+    step("Statistics and consistency checks");
+    cache.stats(true, true)?;
+    cache.get::<String>("greeting")?;
+    cache.get::<String>("missing")?;
+    println!("stats: {:?}", cache.stats(false, false)?);
+    println!("check(): {} findings", cache.check(false)?.len());
+
+    step("Other disks: MessagePack for Rust-only caches, python's JSONDisk for JSON");
+    let mp = Cache::builder()
+        .disk(MsgpackDisk::new())
+        .open(root.join("msgpack"))?;
+    mp.set("ada", &ada)?;
+    println!(
+        "MsgpackDisk round trip: {:?}",
+        mp.get::<User>("ada")?.map(|u| u.name)
+    );
+    let js = Cache::builder()
+        .disk(JsonDisk::new())
+        .open(root.join("json"))?;
+    js.set(("k", 1), &ada)?;
+    println!(
+        "JsonDisk round trip: {:?}",
+        js.get::<User>(("k", 1))?.map(|u| u.langs)
+    );
+
+    step("Done");
+    println!(
+        "tour finished in {:?}; removing {}",
+        started.elapsed(),
+        root.display()
+    );
+    drop((cache, small, mp, js));
+    std::fs::remove_dir_all(&root)?;
+    Ok(())
+}

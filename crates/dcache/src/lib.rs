@@ -1,0 +1,66 @@
+//! dcache: python-diskcache, done right in Rust.
+//!
+//! A persistent cache on SQLite and value files that many threads and processes share
+//! safely, with expiry, tags, eviction policies, queues and memoization. It reads and writes
+//! the very directories python-diskcache 5.6 writes, so a Rust service and a Python service
+//! can share one cache.
+//!
+//! ```
+//! use std::time::Duration;
+//! use dcache::{Cache, SetOptions};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let cache = Cache::open(dir.path())?;
+//!
+//! cache.set("greeting", "hello")?;
+//! assert_eq!(cache.get::<String>("greeting")?.as_deref(), Some("hello"));
+//!
+//! // Expiry and tags.
+//! cache.set_with("session:42", ("ada", 1815), SetOptions::new().expire(Duration::from_secs(3600)).tag("sessions"))?;
+//! let (name, year): (String, i32) = cache.get("session:42")?.unwrap();
+//! assert_eq!((name.as_str(), year), ("ada", 1815));
+//!
+//! // Atomic counters and transactions.
+//! cache.transact(|c| {
+//!     c.incr("visits", 1)?;
+//!     c.set("last-visitor", "ada")
+//! })?;
+//! assert_eq!(cache.evict("sessions")?, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Layers
+//!
+//! Most users need only the items at this crate's root. The layers are re-exported as
+//! modules for everything else:
+//!
+//! - [`disk`]: keys and values to SQLite columns and value files; the [`DiskFormat`] trait for
+//!   a format of your own; the pickle and python-JSON codecs; [`Value`] for any stored value.
+//! - [`cache`]: the [`Cache`], its builder, settings, iteration, queues, `check`, memoization
+//!   and the [`Storage`] trait the locks and recipes are written against.
+//!
+//! # Keys and values
+//!
+//! Keys and values are any `serde` type. Strings, byte strings (`&[u8]`, `Vec<u8>`,
+//! `[u8; N]`), integers and floats are stored natively, exactly as python stores `str`,
+//! `bytes`, `int` and `float`; everything else (tuples, structs, maps, `Option`, `bool`) is
+//! pickled, so python reads it as tuples, dicts and `None`. See `docs/compatibility.md`.
+//!
+//! # Crate features
+//!
+//! None.
+
+pub use dcache_core as cache;
+pub use dcache_disk as disk;
+
+pub use dcache_core::{
+    Cache, CacheBuilder, Clock, Durability, Entry, Error, EvictionPolicy, ManualClock, Memoized,
+    PushOptions, QueueKey, Result, SetOptions, Settings, Side, Stats, Storage, SystemClock, Tag,
+    Update, ValueReader, Warning,
+};
+pub use dcache_disk::{Disk, DiskFormat, JsonDisk, MsgpackDisk, Value};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
