@@ -1,0 +1,139 @@
+//! Running the real python-diskcache 5.6.3 from tests.
+//!
+//! Python is found through `DCACHE_PYTHON` (default `python3`). When it or its `diskcache`
+//! module is missing, tests that need it fail in CI (`CI=true`) and elsewhere print a loud
+//! skip message naming the install command, then return early.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// The python-diskcache version the interop tests are written against.
+pub const DISKCACHE_VERSION: &str = "5.6.3";
+
+/// An interpreter with python-diskcache importable.
+#[derive(Debug, Clone)]
+pub struct Python {
+    exe: PathBuf,
+}
+
+/// The interpreter, or `None` (after a loud message) when python-diskcache is unavailable
+/// outside CI. Panics in CI.
+pub fn python() -> Option<Python> {
+    static FOUND: OnceLock<Result<Python, String>> = OnceLock::new();
+    let found = FOUND.get_or_init(|| {
+        let exe = std::env::var_os("DCACHE_PYTHON")
+            .map_or_else(|| PathBuf::from("python3"), PathBuf::from);
+        let out = Command::new(&exe)
+            .args([
+                "-c",
+                "import diskcache, sys; sys.stdout.write(diskcache.__version__)",
+            ])
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} cannot import diskcache: {}",
+                exe.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let version = String::from_utf8_lossy(&out.stdout).to_string();
+        if version != DISKCACHE_VERSION {
+            return Err(format!(
+                "{} has diskcache {version}, not {DISKCACHE_VERSION}",
+                exe.display()
+            ));
+        }
+        Ok(Python { exe })
+    });
+    match found {
+        Ok(p) => Some(p.clone()),
+        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("python-diskcache is required in CI: {why}")
+        }
+        Err(why) => {
+            // Written to the stderr handle directly: the test harness captures `eprintln!`.
+            let message = format!(
+                "\n!!!!!!!! SKIPPING a python interop test: {why}\n!!!!!!!! install it with: \
+                 python3 -m venv .venv && .venv/bin/pip install diskcache=={DISKCACHE_VERSION} \
+                 && export DCACHE_PYTHON=$PWD/.venv/bin/python\n"
+            );
+            std::io::stderr()
+                .write_all(message.as_bytes())
+                .expect("write to stderr");
+            None
+        }
+    }
+}
+
+/// Returns early from the test when python-diskcache is unavailable outside CI.
+#[macro_export]
+macro_rules! require_python {
+    () => {
+        match $crate::common::python::python() {
+            Some(p) => p,
+            None => return Ok(()),
+        }
+    };
+}
+
+impl Python {
+    /// The interpreter's path.
+    pub fn exe(&self) -> &Path {
+        &self.exe
+    }
+
+    /// Runs `code` with `args` (as `sys.argv[1:]`) and `stdin`; returns stdout. Panics with
+    /// python's stderr when it fails.
+    pub fn run(&self, code: &str, args: &[&str], stdin: &str) -> String {
+        let mut child = Command::new(&self.exe)
+            .arg("-c")
+            .arg(code)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn python");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("wait for python");
+        assert!(
+            out.status.success(),
+            "python failed ({}):\n{}\n--- code ---\n{code}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("python wrote UTF-8")
+    }
+
+    /// Runs a script from `crates/dcache/tests/interop/` with `args`; returns stdout.
+    pub fn script(&self, name: &str, args: &[&str]) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/interop")
+            .join(name);
+        let code =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        self.run(&code, args, "")
+    }
+
+    /// Starts a script in the background (for concurrent tests); stdout and stderr are piped.
+    pub fn spawn_script(&self, name: &str, args: &[&str]) -> std::process::Child {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/interop")
+            .join(name);
+        Command::new(&self.exe)
+            .arg(&path)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn python script")
+    }
+}
