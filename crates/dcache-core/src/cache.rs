@@ -142,7 +142,7 @@ impl<D: DiskFormat> std::fmt::Debug for Cache<D> {
 /// assert_eq!(cache.settings().size_limit, 64 << 20);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `open` is called"]
 pub struct CacheBuilder<D: DiskFormat = Disk> {
     explicit: BTreeMap<String, SqlValue>,
@@ -268,6 +268,12 @@ impl<D: DiskFormat> CacheBuilder<D> {
         self
     }
 
+    /// Whether the builder opens read-only.
+    #[must_use]
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// Uses another disk (serialization format); settings given so far are kept.
     pub fn disk<D2: DiskFormat>(self, disk: D2) -> CacheBuilder<D2> {
         CacheBuilder {
@@ -312,13 +318,16 @@ impl<D: DiskFormat> CacheBuilder<D> {
             .unwrap_or_else(|_| dir.clone())
             .join("cache.db");
         let writer = WriterLock::for_database(&db_key);
+        // Opening races (processes creating one directory, switching it to WAL) are retried
+        // for at least python's 60 s, whatever the handle's timeout (FanoutCache shards: 10 ms).
+        let open_timeout = self.timeout.max(DEFAULT_TIMEOUT);
         let opened = open::open_database(
             &dir,
             &self.explicit,
             self.disk,
             self.read_only,
             &writer,
-            self.timeout,
+            open_timeout,
         );
         let opened = match opened {
             Ok(o) => o,
@@ -785,12 +794,12 @@ impl<D: DiskFormat> Cache<D> {
                 Ok(true)
             })
         });
-        if result.is_err() {
-            if let Some(name) = &new_file {
-                // The row was not written (or was rolled back): the file is referenced by nothing.
-                if let Err(e) = files.remove(name) {
-                    log::warn!("dcache: could not remove unused value file {name}: {e}");
-                }
+        if result.is_err()
+            && let Some(name) = &new_file
+        {
+            // The row was not written (or was rolled back): the file is referenced by nothing.
+            if let Err(e) = files.remove(name) {
+                log::warn!("dcache: could not remove unused value file {name}: {e}");
             }
         }
         result
@@ -1367,10 +1376,10 @@ impl<D: DiskFormat> Cache<D> {
                 .prepare_cached(schema::PUT_SETTING)
                 .and_then(|mut s| s.execute((name, Bind(value.as_ref()))))
                 .map_err(self.sql_err())?;
-            if name == "eviction_policy" {
-                if let Some(ddl) = new_settings.eviction_policy.index_sql() {
-                    tx.sql.execute_batch(ddl).map_err(self.sql_err())?;
-                }
+            if name == "eviction_policy"
+                && let Some(ddl) = new_settings.eviction_policy.index_sql()
+            {
+                tx.sql.execute_batch(ddl).map_err(self.sql_err())?;
             }
             Ok(())
         })?;

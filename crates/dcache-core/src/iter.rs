@@ -111,11 +111,12 @@ impl<K: DeserializeOwned, D: DiskFormat> Iterator for Keys<K, D> {
 
     fn next(&mut self) -> Option<Result<K>> {
         debug_assert!(self.started);
-        if self.page.is_empty() && !self.done {
-            if let Err(e) = self.fill() {
-                self.done = true;
-                return Some(Err(e));
-            }
+        if self.page.is_empty()
+            && !self.done
+            && let Err(e) = self.fill()
+        {
+            self.done = true;
+            return Some(Err(e));
         }
         let (rowid, key, raw) = self.page.pop_front()?;
         self.cursor = rowid;
@@ -176,11 +177,12 @@ impl<K: DeserializeOwned, D: DiskFormat> Iterator for SortedKeys<K, D> {
     type Item = Result<K>;
 
     fn next(&mut self) -> Option<Result<K>> {
-        if self.page.is_empty() && !self.done {
-            if let Err(e) = self.fill() {
-                self.done = true;
-                return Some(Err(e));
-            }
+        if self.page.is_empty()
+            && !self.done
+            && let Err(e) = self.fill()
+        {
+            self.done = true;
+            return Some(Err(e));
         }
         let (key, raw) = self.page.pop_front()?;
         let decoded = self

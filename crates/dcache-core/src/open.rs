@@ -235,10 +235,10 @@ fn connect(dir: &Path, db_path: &Path, read_only: bool) -> Result<(Connection, b
         }
         return Ok((Pool::connect(db_path, true)?, true));
     }
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        if !dir.is_dir() {
-            return Err(Error::io(dir, e));
-        }
+    if let Err(e) = std::fs::create_dir_all(dir)
+        && !dir.is_dir()
+    {
+        return Err(Error::io(dir, e));
     }
     match Pool::connect(db_path, false) {
         Ok(conn) if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) => Ok((conn, true)),

@@ -238,12 +238,11 @@ impl<D: DiskFormat> Cache<D> {
             self.insert_entry(tx, &state, &db_key, stored, &set)?;
             Ok(key)
         });
-        if result.is_err() {
-            if let Some(name) = &new_file {
-                if let Err(e) = self.files().remove(name) {
-                    log::warn!("dcache: could not remove unused value file {name}: {e}");
-                }
-            }
+        if result.is_err()
+            && let Some(name) = &new_file
+            && let Err(e) = self.files().remove(name)
+        {
+            log::warn!("dcache: could not remove unused value file {name}: {e}");
         }
         result
     }
@@ -415,10 +414,10 @@ impl<D: DiskFormat> Cache<D> {
         if let Some(name) = &stored.filename {
             tx.remove_on_rollback(self.files(), name.clone());
         }
-        if let Some(Tag::Real(f)) = &opts.tag {
-            if f.is_nan() {
-                return Err(Error::NanTag);
-            }
+        if let Some(Tag::Real(f)) = &opts.tag
+            && f.is_nan()
+        {
+            return Err(Error::NanTag);
         }
         let now = self.now();
         let columns = Columns {

@@ -260,10 +260,8 @@ fn break_tie_to_even(
             .ok()
             .and_then(|text| text.parse::<f64>().ok())
             .is_some_and(|back| back.to_bits() == x.to_bits());
-        if !round_trips {
-            if let Some(slot) = sci.get_mut(last_pos) {
-                *slot = b'0' + last;
-            }
+        if !round_trips && let Some(slot) = sci.get_mut(last_pos) {
+            *slot = b'0' + last;
         }
         return;
     }
@@ -1047,7 +1045,7 @@ mod tests {
     }
 
     fn unhex(text: &str) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
-        if text.len() % 2 != 0 {
+        if !text.len().is_multiple_of(2) {
             return Err(format!("odd-length hex {text:?}").into());
         }
         (0..text.len())

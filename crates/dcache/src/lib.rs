@@ -38,6 +38,7 @@
 //!   a format of your own; the pickle and python-JSON codecs; [`Value`] for any stored value.
 //! - [`cache`]: the [`Cache`], its builder, settings, iteration, queues, `check`, memoization
 //!   and the [`Storage`] trait the locks and recipes are written against.
+//! - [`fanout`]: [`FanoutCache`], N shards with python's shard choice and timeout contract.
 //!
 //! # Keys and values
 //!
@@ -52,6 +53,7 @@
 
 pub use dcache_core as cache;
 pub use dcache_disk as disk;
+pub use dcache_fanout as fanout;
 
 pub use dcache_core::{
     Cache, CacheBuilder, Clock, Durability, Entry, Error, EvictionPolicy, ManualClock, Memoized,
@@ -59,6 +61,7 @@ pub use dcache_core::{
     Update, ValueReader, Warning,
 };
 pub use dcache_disk::{Disk, DiskFormat, JsonDisk, MsgpackDisk, Value};
+pub use dcache_fanout::{FanoutCache, FanoutCacheBuilder};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

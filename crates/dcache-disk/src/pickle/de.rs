@@ -424,7 +424,7 @@ impl<'a> Machine<'a> {
 
     /// Adds key/value pairs (a flat list) to the dict at `target`.
     fn extend_dict(&mut self, target: usize, items: &[usize], opcode: &str) -> Result<()> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.fail(format_args!("{opcode} with an odd number of items")));
         }
         if let Obj::Dict(dict) = &mut self.node_mut(target)?.obj {
@@ -437,7 +437,7 @@ impl<'a> Machine<'a> {
 
     /// Makes a dict of key/value pairs (a flat list).
     fn dict_pairs(&self, items: &[usize]) -> Result<Vec<(usize, usize)>> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.fail("DICT with an odd number of items"));
         }
         Ok(pairs(items).collect())

@@ -233,11 +233,11 @@ fn reframe(out: &[u8], body_start: usize) -> Result<Vec<u8>> {
             .and_then(|end| body.get(pos..end))
             .ok_or_else(|| encode_error("internal error: opcode runs past the pickle"))?;
         let frameless = len > FRAME_SIZE_TARGET;
-        if let Some(start) = frame {
-            if result.len() - start - FRAME_HEADER_LEN >= FRAME_SIZE_TARGET || frameless {
-                close_frame(&mut result, start);
-                frame = None;
-            }
+        if let Some(start) = frame
+            && (result.len() - start - FRAME_HEADER_LEN >= FRAME_SIZE_TARGET || frameless)
+        {
+            close_frame(&mut result, start);
+            frame = None;
         }
         if !frameless && frame.is_none() {
             frame = Some(result.len());
@@ -413,7 +413,7 @@ impl Batch {
                 self.many_op()
             });
         }
-        if self.kind != BatchKind::List && self.total > 0 && self.total % BATCH_SIZE == 0 {
+        if self.kind != BatchKind::List && self.total > 0 && self.total.is_multiple_of(BATCH_SIZE) {
             // CPython's loop for dicts and sets runs once more after a full batch.
             out.extend_from_slice(&[op::MARK, self.many_op()]);
         }
