@@ -342,7 +342,7 @@ impl<D: DiskFormat> CacheBuilder<D> {
             }
         };
         let pragmas = pragmas_of(&opened.settings, self.durability == Durability::Full);
-        let pool = Pool::new(dir.join("cache.db"), opened.read_only, pragmas);
+        let pool = Pool::new(dir.join("cache.db"), opened.access, pragmas);
         let files = FileStore::new(&dir).with_sync(self.durability == Durability::Full);
         // The connection used to open is not reused: it has no pragmas applied yet, and
         // opening is rare.

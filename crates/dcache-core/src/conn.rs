@@ -119,40 +119,64 @@ pub(crate) struct Conn {
     generation: u64,
 }
 
+/// How a cache's connections open the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Read and write (the normal case).
+    ReadWrite,
+    /// Read only: asked for, or the database file is not writable.
+    ReadOnly,
+    /// Read only, with SQLite's `immutable=1`: a WAL database in a directory this process
+    /// cannot write, whose `-shm` file does not exist, can be read no other way. SQLite then
+    /// takes no locks, so changes another process makes while this one reads are not seen
+    /// reliably; nobody can be writing when the `-shm` file is absent at open.
+    Immutable,
+}
+
 /// Opens connections to one database and keeps idle ones for reuse.
 pub(crate) struct Pool {
     pub(crate) db_path: PathBuf,
-    read_only: bool,
+    access: Access,
     idle: Mutex<Vec<Conn>>,
     /// The pragmas new and reused connections must have, and their generation.
     pragmas: Mutex<(u64, Pragmas)>,
 }
 
 impl Pool {
-    pub(crate) fn new(db_path: PathBuf, read_only: bool, pragmas: Pragmas) -> Self {
+    pub(crate) fn new(db_path: PathBuf, access: Access, pragmas: Pragmas) -> Self {
         Pool {
             db_path,
-            read_only,
+            access,
             idle: Mutex::new(Vec::new()),
             pragmas: Mutex::new((0, pragmas)),
         }
     }
 
     pub(crate) fn read_only(&self) -> bool {
-        self.read_only
+        self.access != Access::ReadWrite
     }
 
     /// Opens a connection with dcache's settings but no pragmas (used while opening a cache).
-    pub(crate) fn connect(db_path: &Path, read_only: bool) -> Result<Connection> {
-        let flags = if read_only {
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        } else {
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        };
-        let conn = Connection::open_with_flags(db_path, flags).map_err(|e| map_err(db_path, e))?;
-        // Busy waits happen in Rust with our own backoff, never in SQLite's busy handler.
+    pub(crate) fn connect(db_path: &Path, access: Access) -> Result<Connection> {
+        let conn = match access {
+            Access::ReadWrite => Connection::open_with_flags(
+                db_path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            ),
+            Access::ReadOnly => Connection::open_with_flags(
+                db_path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            ),
+            Access::Immutable => Connection::open_with_flags(
+                immutable_uri(db_path),
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            ),
+        }
+        .map_err(|e| map_err(db_path, e))?;
         conn.busy_timeout(Duration::ZERO)
             .map_err(|e| map_err(db_path, e))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -190,7 +214,7 @@ impl Pool {
                     return Ok(conn);
                 }
                 None => {
-                    let sql = Self::connect(&self.db_path, self.read_only)?;
+                    let sql = Self::connect(&self.db_path, self.access)?;
                     retry_busy(&self.db_path, deadline, started, || {
                         apply_pragmas(&sql, &pragmas)
                     })?;
@@ -238,6 +262,20 @@ impl Drop for Pool {
             }
         }
     }
+}
+
+/// `file:<path>?mode=ro&immutable=1`, the path percent-encoded as SQLite's URI parser expects.
+fn immutable_uri(db_path: &Path) -> String {
+    let mut uri = String::from("file:");
+    for &b in db_path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?mode=ro&immutable=1");
+    uri
 }
 
 fn apply_pragmas(conn: &Connection, p: &Pragmas) -> rusqlite::Result<()> {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use dcache_disk::{DiskFormat, SqlValue};
 use rusqlite::{Connection, ErrorCode, OptionalExtension};
 
-use crate::conn::{self, Pool, TxContext, WriterLock, map_err, retry_busy};
+use crate::conn::{self, Access, Pool, TxContext, WriterLock, map_err, retry_busy};
 use crate::error::{Error, Result};
 use crate::schema;
 use crate::settings::{self, DEFAULT_SETTINGS, METADATA, Settings};
@@ -19,7 +19,7 @@ pub(crate) struct Opened<D> {
     pub(crate) settings: Settings,
     pub(crate) disk: D,
     pub(crate) page_size: i64,
-    pub(crate) read_only: bool,
+    pub(crate) access: Access,
     pub(crate) first: Connection,
 }
 
@@ -39,37 +39,54 @@ pub(crate) fn open_database<D: DiskFormat>(
     let started = Instant::now();
     let deadline = Some(started + timeout);
 
-    let (conn, mut read_only) = connect(dir, &db_path, read_only_requested)?;
-    let tables = match list_objects(&conn, &db_path, deadline, started) {
-        Ok(t) => t,
-        // The directory is readable but not writable: WAL's shared-memory file cannot be made.
-        Err(Error::Sqlite { .. }) if !read_only && db_path.exists() && !dir_writable(dir) => {
-            read_only = true;
-            let conn = Pool::connect(&db_path, true)?;
-            let tables = list_objects(&conn, &db_path, deadline, started)?;
-            return finish(
-                dir, &db_path, conn, &tables, explicit, &mut disk, true, writer, timeout,
-            )
-            .map(|(settings, page_size, first)| Opened {
-                settings,
-                disk,
-                page_size,
-                read_only,
-                first,
-            });
+    let (conn, access) = connect(dir, &db_path, read_only_requested)?;
+    let (conn, access, objects) = match list_objects(&conn, &db_path, deadline, started) {
+        Ok(objects) => (conn, access, objects),
+        // A WAL database in a directory we cannot write: SQLite needs the `-shm` file, which
+        // it cannot create here. Read-only works if another process keeps `-shm` open;
+        // otherwise only an immutable open can read it.
+        Err(Error::Sqlite { .. } | Error::ReadOnly { .. })
+            if db_path.exists() && !dir_writable(dir) =>
+        {
+            fallback_read_only(&db_path, access, deadline, started)?
         }
         Err(e) => return Err(e),
     };
+    let read_only = access != Access::ReadWrite;
     let (settings, page_size, first) = finish(
-        dir, &db_path, conn, &tables, explicit, &mut disk, read_only, writer, timeout,
+        dir, &db_path, conn, &objects, explicit, &mut disk, read_only, writer, timeout,
     )?;
     Ok(Opened {
         settings,
         disk,
         page_size,
-        read_only,
+        access,
         first,
     })
+}
+
+/// Reopens a database whose directory is not writable: read-only if that can read it, else
+/// immutable (see [`Access::Immutable`]).
+fn fallback_read_only(
+    db_path: &Path,
+    tried: Access,
+    deadline: Option<Instant>,
+    started: Instant,
+) -> Result<(Connection, Access, Objects)> {
+    if tried == Access::ReadWrite {
+        let conn = Pool::connect(db_path, Access::ReadOnly)?;
+        if let Ok(objects) = list_objects(&conn, db_path, deadline, started) {
+            return Ok((conn, Access::ReadOnly, objects));
+        }
+    }
+    log::warn!(
+        "dcache: {} is in a directory this process cannot write and has no -shm file; opening it \
+         immutable (read-only; changes other processes make meanwhile are not seen)",
+        db_path.display()
+    );
+    let conn = Pool::connect(db_path, Access::Immutable)?;
+    let objects = list_objects(&conn, db_path, deadline, started)?;
+    Ok((conn, Access::Immutable, objects))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -176,7 +193,7 @@ fn finish<D: DiskFormat>(
         if !changed.is_empty() || !missing_metadata.is_empty() || schema_missing {
             let pool = Pool::new(
                 db_path.to_path_buf(),
-                false,
+                Access::ReadWrite,
                 crate::cache::pragmas_of(&settings, false),
             );
             let ctx = TxContext {
@@ -226,30 +243,32 @@ fn finish<D: DiskFormat>(
 
 /// Connects read-write (creating the directory), or read-only when asked or when the
 /// directory cannot be written.
-fn connect(dir: &Path, db_path: &Path, read_only: bool) -> Result<(Connection, bool)> {
+fn connect(dir: &Path, db_path: &Path, read_only: bool) -> Result<(Connection, Access)> {
     if read_only {
         if !db_path.exists() {
             return Err(Error::ReadOnly {
                 path: dir.to_path_buf(),
             });
         }
-        return Ok((Pool::connect(db_path, true)?, true));
+        return Ok((Pool::connect(db_path, Access::ReadOnly)?, Access::ReadOnly));
     }
     if let Err(e) = std::fs::create_dir_all(dir)
         && !dir.is_dir()
     {
         return Err(Error::io(dir, e));
     }
-    match Pool::connect(db_path, false) {
-        Ok(conn) if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) => Ok((conn, true)),
-        Ok(conn) => Ok((conn, false)),
+    match Pool::connect(db_path, Access::ReadWrite) {
+        Ok(conn) if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) => {
+            Ok((conn, Access::ReadOnly))
+        }
+        Ok(conn) => Ok((conn, Access::ReadWrite)),
         Err(Error::Sqlite { source, .. })
             if source.0.sqlite_error_code() == Some(ErrorCode::CannotOpen) && db_path.exists() =>
         {
-            Ok((Pool::connect(db_path, true)?, true))
+            Ok((Pool::connect(db_path, Access::ReadOnly)?, Access::ReadOnly))
         }
         Err(Error::ReadOnly { .. }) if db_path.exists() => {
-            Ok((Pool::connect(db_path, true)?, true))
+            Ok((Pool::connect(db_path, Access::ReadOnly)?, Access::ReadOnly))
         }
         Err(e) => Err(e),
     }

@@ -239,3 +239,56 @@ fn an_uncreatable_directory_is_an_io_error() {
     let err = Cache::open(file.path().join("sub")).unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err:?}");
 }
+
+const UNWRITABLE_ENV: &str = "DCACHE_TEST_UNWRITABLE_DIR";
+
+/// A directory the process cannot write opens read-only: reads work, writes are refused.
+/// Run as root (CI), the check happens in a child that drops to user `nobody`.
+#[test]
+fn an_unwritable_directory_opens_read_only() -> TestResult {
+    if let Ok(dir) = std::env::var(UNWRITABLE_ENV) {
+        let cache = Cache::open(&dir)?;
+        assert!(
+            cache.is_read_only(),
+            "the directory is not writable by this process"
+        );
+        assert_eq!(cache.get::<String>("k")?.as_deref(), Some("v"));
+        assert_eq!(cache.len()?, 1);
+        assert!(matches!(cache.set("k", "w"), Err(Error::ReadOnly { .. })));
+        assert!(matches!(cache.delete("k"), Err(Error::ReadOnly { .. })));
+        return Ok(());
+    }
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let parent = tempfile::tempdir()?;
+    let dir = parent.path().join("cache");
+    Cache::open(&dir)?.set("k", "v")?;
+    fs::set_permissions(parent.path(), fs::Permissions::from_mode(0o755))?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o555))?;
+    let mut child = std::process::Command::new(std::env::current_exe()?);
+    child
+        .args([
+            "--exact",
+            "an_unwritable_directory_opens_read_only",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(UNWRITABLE_ENV, &dir);
+    // SAFETY-free: `uid` only takes effect when we may switch users (root); otherwise the
+    // child runs as us, and we skip unless the directory really is unwritable to us.
+    let root = fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if root {
+        child.uid(65534).gid(65534);
+    }
+    let status = child.status()?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
+    assert!(
+        status.success(),
+        "the child could not read an unwritable cache read-only"
+    );
+    // Nothing was lost or changed.
+    assert_eq!(Cache::open(&dir)?.get::<String>("k")?.as_deref(), Some("v"));
+    Ok(())
+}
