@@ -271,7 +271,10 @@ fn immutable_uri(db_path: &Path) -> String {
         if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
             uri.push(char::from(b));
         } else {
-            uri.push_str(&format!("%{b:02X}"));
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            uri.push('%');
+            uri.push(char::from(HEX[usize::from(b >> 4)]));
+            uri.push(char::from(HEX[usize::from(b & 0xf)]));
         }
     }
     uri.push_str("?mode=ro&immutable=1");
