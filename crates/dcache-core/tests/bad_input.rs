@@ -3,6 +3,8 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 
 use common::value_files;
 use dcache_core::{Cache, Error};
@@ -258,8 +260,6 @@ fn an_unwritable_directory_opens_read_only() -> TestResult {
         assert!(matches!(cache.delete("k"), Err(Error::ReadOnly { .. })));
         return Ok(());
     }
-    use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
     let parent = tempfile::tempdir()?;
     let dir = parent.path().join("cache");
     Cache::open(&dir)?.set("k", "v")?;
@@ -274,11 +274,9 @@ fn an_unwritable_directory_opens_read_only() -> TestResult {
             "--test-threads=1",
         ])
         .env(UNWRITABLE_ENV, &dir);
-    // SAFETY-free: `uid` only takes effect when we may switch users (root); otherwise the
-    // child runs as us, and we skip unless the directory really is unwritable to us.
-    let root = fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false);
+    // Only root can switch the child to `nobody`; as another user the child runs as us, and
+    // a 0555 directory is unwritable to us anyway.
+    let root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
     if root {
         child.uid(65534).gid(65534);
     }
