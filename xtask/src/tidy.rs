@@ -14,7 +14,8 @@ use std::process::Command;
 pub(crate) const ALLOWED: &[(&str, &[&str])] = &[
     ("dcache-disk", &[]),
     ("dcache-core", &["dcache-disk"]),
-    ("dcache", &["dcache-disk", "dcache-core"]),
+    ("dcache-sync", &["dcache-core"]),
+    ("dcache", &["dcache-disk", "dcache-core", "dcache-sync"]),
     ("xtask", &[]),
 ];
 

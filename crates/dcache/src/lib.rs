@@ -38,6 +38,9 @@
 //!   a format of your own; the pickle and python-JSON codecs; [`Value`] for any stored value.
 //! - [`cache`]: the [`Cache`], its builder, settings, iteration, queues, `check`, memoization
 //!   and the [`Storage`] trait the locks and recipes are written against.
+//! - [`sync`]: [`Lock`], [`RLock`], [`BoundedSemaphore`] and [`Averager`], shared by threads
+//!   and processes (python's and Rust's alike) through any [`Storage`]; their guards and
+//!   their own error type, [`sync::Error`].
 //!
 //! # Keys and values
 //!
@@ -52,6 +55,7 @@
 
 pub use dcache_core as cache;
 pub use dcache_disk as disk;
+pub use dcache_sync as sync;
 
 pub use dcache_core::{
     Cache, CacheBuilder, Clock, Durability, Entry, Error, EvictionPolicy, ManualClock, Memoized,
@@ -59,6 +63,7 @@ pub use dcache_core::{
     Update, ValueReader, Warning,
 };
 pub use dcache_disk::{Disk, DiskFormat, JsonDisk, MsgpackDisk, Value};
+pub use dcache_sync::{Averager, BoundedSemaphore, Lock, RLock};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
