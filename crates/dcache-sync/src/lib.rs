@@ -57,6 +57,10 @@
 //! While waiting, a store busy for its whole write timeout (another process holding a long
 //! transaction) counts as "not yet" and is waited out; `try_acquire` returns that error.
 //!
+//! There is no queue and no fairness: whoever attempts first after a release wins. Waiters in
+//! the releasing process are woken at once while other processes poll, so a process whose
+//! threads take a lock back to back can keep it from another process for a while.
+//!
 //! # Eviction
 //!
 //! A lock is only a key in the cache, and a cache that evicts (any policy but `none`, once its

@@ -127,6 +127,8 @@ impl<S: Storage, K: Serialize + fmt::Debug> Lock<S, K> {
     ///
     /// Waiting threads of this process are woken by a release in this process; a release in
     /// another process is noticed within a few milliseconds (see the [crate docs](crate#waiting)).
+    /// The lock is not re-entrant: a thread acquiring a lock it holds waits for itself forever
+    /// (use [`RLock`](crate::RLock), or [`acquire_timeout`](Self::acquire_timeout)).
     ///
     /// # Errors
     ///

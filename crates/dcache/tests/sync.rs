@@ -145,7 +145,9 @@ impl Drop for Inside<'_> {
 const BASE_SECS: u64 = 1_700_000_000;
 
 fn manual_clock() -> Arc<ManualClock> {
-    Arc::new(ManualClock::new(UNIX_EPOCH + Duration::from_secs(BASE_SECS)))
+    Arc::new(ManualClock::new(
+        UNIX_EPOCH + Duration::from_secs(BASE_SECS),
+    ))
 }
 
 // ----- Lock -----
@@ -236,7 +238,9 @@ fn lock_of_a_killed_process_frees_at_its_expiry<F: Fixture>(test_name: &str) -> 
     child.kill()?; // SIGKILL: no destructor runs, the lock stays
     child.wait()?;
 
-    let entry = store.get_entry::<Value>("job")?.ok_or("the lock key is gone")?;
+    let entry = store
+        .get_entry::<Value>("job")?
+        .ok_or("the lock key is gone")?;
     let expires = UNIX_EPOCH + Duration::from_secs(BASE_SECS) + KILLED_EXPIRE;
     assert_eq!(entry.expire_time, Some(expires));
     assert!(entry.value.as_str().is_some(), "a token: {:?}", entry.value);
@@ -249,7 +253,9 @@ fn lock_of_a_killed_process_frees_at_its_expiry<F: Fixture>(test_name: &str) -> 
     assert!(lock.try_acquire()?.is_none());
     // ...(python's rule: live while expire_time > now)...
     clock.set(expires);
-    let guard = lock.try_acquire()?.ok_or("the lock did not free at its expiry")?;
+    let guard = lock
+        .try_acquire()?
+        .ok_or("the lock did not free at its expiry")?;
     assert!(guard.is_held()?);
     guard.unlock()?;
     // ...and a blocking acquire gets it too.
@@ -309,12 +315,14 @@ fn lock_guards_release_and_tokens_are_owned<F: Fixture>() -> TestResult {
     let lock = Lock::new(store.clone(), "guarded").tag("locks");
     {
         let guard = lock.acquire()?;
-        let entry = store
-            .get_entry::<String>("guarded")?
-            .ok_or("no lock key")?;
+        let entry = store.get_entry::<String>("guarded")?.ok_or("no lock key")?;
         assert_eq!(entry.value, guard.token());
         assert_eq!(entry.tag, Some("locks".into()));
-        assert!(guard.token().starts_with(&format!("{}-", std::process::id())));
+        assert!(
+            guard
+                .token()
+                .starts_with(&format!("{}-", std::process::id()))
+        );
     }
     assert!(!lock.locked()?, "dropping the guard releases");
     // Two acquisitions never share a token.
@@ -397,8 +405,7 @@ fn semaphore_over_release_and_expiry<F: Fixture>() -> TestResult {
     let dir = tempfile::tempdir()?;
     let clock = manual_clock();
     let store = F::open_with_clock(dir.path(), clock.clone())?;
-    let semaphore =
-        BoundedSemaphore::new(store.clone(), "sem", 2).expire(Duration::from_secs(10));
+    let semaphore = BoundedSemaphore::new(store.clone(), "sem", 2).expire(Duration::from_secs(10));
     assert!(matches!(
         semaphore.release(),
         Err(SyncError::OverRelease { value: 2, .. })
@@ -455,7 +462,9 @@ fn rlock_nests_excludes_and_checks_its_owner<F: Fixture>() -> TestResult {
         other_thread_cannot_enter()?;
     }
     // Stored as python stores it.
-    let stored = store.get_entry::<(String, i64)>("reentrant")?.ok_or("no key")?;
+    let stored = store
+        .get_entry::<(String, i64)>("reentrant")?
+        .ok_or("no key")?;
     assert_eq!(stored.value, (me.clone(), 3));
     for depth in (0..3).rev() {
         assert!(rlock.locked()?);
@@ -464,7 +473,9 @@ fn rlock_nests_excludes_and_checks_its_owner<F: Fixture>() -> TestResult {
     }
     assert!(!rlock.locked()?);
     // At depth 0 the key stays, as in python, with count 0.
-    let stored = store.get_entry::<(String, i64)>("reentrant")?.ok_or("no key")?;
+    let stored = store
+        .get_entry::<(String, i64)>("reentrant")?
+        .ok_or("no key")?;
     assert_eq!(stored.value, (me.clone(), 0));
     // One release too many.
     assert!(matches!(
@@ -545,7 +556,10 @@ fn averager_five_threads_exact_mean<F: Fixture>() -> TestResult {
     assert_eq!(avg.get()?, Some(expected));
     assert_eq!(avg.pop()?, Some(expected));
     assert_eq!(avg.get()?, None);
-    assert!(store.get_entry::<Value>("mean")?.is_none(), "pop removes the key");
+    assert!(
+        store.get_entry::<Value>("mean")?.is_none(),
+        "pop removes the key"
+    );
     assert_eq!(avg.pop()?, None);
     Ok(())
 }
