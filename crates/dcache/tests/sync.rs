@@ -116,6 +116,22 @@ fn spawn_child(name: &str, env: &[(&str, &str)]) -> std::io::Result<Child> {
     cmd.spawn()
 }
 
+/// Kills the child if the test fails before it does.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            if let Err(e) = self.0.kill() {
+                eprintln!("could not kill child {}: {e}", self.0.id());
+            }
+            if let Err(e) = self.0.wait() {
+                eprintln!("could not reap child {}: {e}", self.0.id());
+            }
+        }
+    }
+}
+
 /// A plain read-modify-write of a counter in the store: loses updates unless serialized.
 fn increment<S: Storage>(store: &S, key: &str) -> dcache::Result<()> {
     let n = store.get_entry::<i64>(key)?.map_or(0, |e| e.value);
@@ -216,27 +232,27 @@ fn lock_of_a_killed_process_frees_at_its_expiry<F: Fixture>(test_name: &str) -> 
         let store = F::open_with_clock(Path::new(&dir), manual_clock())?;
         let lock = Lock::new(store, "job").expire(KILLED_EXPIRE);
         let _token = lock.acquire()?.forget();
-        loop {
-            std::thread::sleep(Duration::from_secs(1));
-        }
+        // Killed long before this; the bound only keeps a stray child from living forever.
+        std::thread::sleep(Duration::from_secs(300));
+        return Err("the child was not killed".into());
     }
     let dir = tempfile::tempdir()?;
     let clock = manual_clock();
     let store = F::open_with_clock(dir.path(), clock.clone())?;
     let lock = Lock::new(store.clone(), "job").expire(KILLED_EXPIRE);
     let path = dir.path().to_str().ok_or("temp path is not UTF-8")?;
-    let mut child = spawn_child(test_name, &[(KILLED_CHILD, path)])?;
+    let mut child = KillOnDrop(spawn_child(test_name, &[(KILLED_CHILD, path)])?);
     let started = Instant::now();
     while !lock.locked()? {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "the child never took the lock"
         );
-        assert!(child.try_wait()?.is_none(), "the child exited");
+        assert!(child.0.try_wait()?.is_none(), "the child exited");
         std::thread::sleep(Duration::from_millis(5));
     }
-    child.kill()?; // SIGKILL: no destructor runs, the lock stays
-    child.wait()?;
+    child.0.kill()?; // SIGKILL: no destructor runs, the lock stays
+    child.0.wait()?;
 
     let entry = store
         .get_entry::<Value>("job")?
