@@ -15,7 +15,11 @@ pub(crate) const ALLOWED: &[(&str, &[&str])] = &[
     ("dcache-disk", &[]),
     ("dcache-core", &["dcache-disk"]),
     ("dcache-fanout", &["dcache-disk", "dcache-core"]),
-    ("dcache", &["dcache-disk", "dcache-core", "dcache-fanout"]),
+    ("dcache-sync", &["dcache-core"]),
+    (
+        "dcache",
+        &["dcache-disk", "dcache-core", "dcache-fanout", "dcache-sync"],
+    ),
     ("xtask", &[]),
 ];
 

@@ -6,7 +6,8 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use dcache::{
-    Cache, EvictionPolicy, JsonDisk, MsgpackDisk, PushOptions, SetOptions, Side, Storage, Update,
+    Averager, BoundedSemaphore, Cache, EvictionPolicy, JsonDisk, Lock, MsgpackDisk, PushOptions,
+    RLock, SetOptions, Side, Storage, Update,
 };
 use serde::{Deserialize, Serialize};
 
@@ -165,6 +166,65 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     println!("running average = {avg}");
 
+    step(
+        "Locks, semaphores and averages shared by threads and processes (python's recipes, same keys)",
+    );
+    // A cache that never evicts, so no lock key can be culled while held.
+    let sync = Cache::builder()
+        .eviction_policy(EvictionPolicy::None)
+        .open(root.join("sync"))?;
+    let lock = Lock::new(sync.clone(), "report").expire(Duration::from_secs(60));
+    std::thread::scope(|s| -> Result<(), dcache::sync::Error> {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| -> Result<(), dcache::sync::Error> {
+                    for _ in 0..25 {
+                        let _guard = lock.acquire()?; // released when the guard drops
+                        let n = sync.get::<i64>("pages")?.unwrap_or(0);
+                        sync.set("pages", n + 1)?; // a plain read-modify-write, made safe
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("worker thread")?;
+        }
+        Ok(())
+    })?;
+    println!(
+        "4 threads x 25 locked increments: pages = {:?}",
+        sync.get::<i64>("pages")?
+    );
+    let held = lock.acquire()?;
+    match lock.acquire_timeout(Duration::from_millis(20)) {
+        Err(e) => println!("a second acquire with a timeout: {e}"),
+        Ok(_) => println!("unexpected: acquired twice"),
+    }
+    held.unlock()?;
+    let rlock = RLock::new(sync.clone(), "user-123");
+    let outer = rlock.acquire()?;
+    let inner = rlock.acquire()?; // re-entrant for this thread
+    println!("rlock owner and depth: {:?}", rlock.owner()?);
+    drop((inner, outer));
+    let semaphore = BoundedSemaphore::new(sync.clone(), "connections", 2);
+    let permit = semaphore.acquire()?;
+    println!(
+        "semaphore of 2 with one permit out: {} free",
+        semaphore.available()?
+    );
+    drop(permit);
+    let latency = Averager::new(sync.clone(), "latency");
+    for ms in [80.0, 120.0, 160.0] {
+        latency.add(ms)?;
+    }
+    println!(
+        "average latency {:?} ms, popped {:?}, then {:?}",
+        latency.get()?,
+        latency.pop()?,
+        latency.get()?
+    );
+
     step("Eviction: a size limit and a policy; culling happens inside writes");
     let small = Cache::builder()
         .size_limit(1 << 20)
@@ -238,7 +298,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         started.elapsed(),
         root.display()
     );
-    drop((cache, small, mp, js, fanout, sessions));
+    drop((cache, small, mp, js, fanout, sessions, sync));
     std::fs::remove_dir_all(&root)?;
     Ok(())
 }

@@ -39,6 +39,9 @@
 //! - [`cache`]: the [`Cache`], its builder, settings, iteration, queues, `check`, memoization
 //!   and the [`Storage`] trait the locks and recipes are written against.
 //! - [`fanout`]: [`FanoutCache`], N shards with python's shard choice and timeout contract.
+//! - [`sync`]: [`Lock`], [`RLock`], [`BoundedSemaphore`] and [`Averager`], shared by threads
+//!   and processes (python's and Rust's alike) through any [`Storage`]; their guards and
+//!   their own error type, [`sync::Error`].
 //!
 //! # Keys and values
 //!
@@ -54,6 +57,7 @@
 pub use dcache_core as cache;
 pub use dcache_disk as disk;
 pub use dcache_fanout as fanout;
+pub use dcache_sync as sync;
 
 pub use dcache_core::{
     Cache, CacheBuilder, Clock, Durability, Entry, Error, EvictionPolicy, ManualClock, Memoized,
@@ -62,6 +66,7 @@ pub use dcache_core::{
 };
 pub use dcache_disk::{Disk, DiskFormat, JsonDisk, MsgpackDisk, Value};
 pub use dcache_fanout::{FanoutCache, FanoutCacheBuilder};
+pub use dcache_sync::{Averager, BoundedSemaphore, Lock, RLock};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,0 +1,184 @@
+//! Measures a `Lock` hand-off: the time from a release in one process to the acquisition
+//! returning in another process that was waiting for it (and, for comparison, between two
+//! threads of one process).
+//!
+//! ```text
+//! cargo run --release -p dcache-sync --example handoff -- [--handoffs N] [--hold-us US]
+//! ```
+//!
+//! Two participants take turns: each holds the lock for `--hold-us` (default 2000) while the
+//! other waits in `acquire`, then releases it. A participant stamps the wall clock just
+//! before calling `unlock` and just after `acquire` returns; the hand-off latency is the
+//! waiter's stamp minus the releaser's. It prints one line per setting:
+//!
+//! ```text
+//! impl=dcache kind=lock op=handoff-processes n=300 hold_us=2000 median_us=... p99_us=... max_us=...
+//! ```
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dcache_core::{Cache, EvictionPolicy};
+use dcache_sync::Lock;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// One stamped event: `(acquisition number, released?, wall-clock ns)`.
+type Event = (u64, bool, u128);
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+fn open(dir: &Path) -> Result<Cache> {
+    Ok(Cache::builder()
+        .eviction_policy(EvictionPolicy::None)
+        .open(dir)?)
+}
+
+/// One participant: take turns with the other until `handoffs` acquisitions were made.
+fn participate(dir: &Path, handoffs: u64, hold: Duration) -> Result<Vec<Event>> {
+    let cache = open(dir)?.retrying();
+    let lock = Lock::new(cache.clone(), "handoff");
+    // Start together, so that nobody's first wait includes the other's start-up.
+    cache.incr("ready", 1)?;
+    while cache.get::<i64>("ready")?.unwrap_or(0) < 2 {
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    let mut events = Vec::new();
+    loop {
+        let guard = lock.acquire()?;
+        let acquired = now_ns();
+        let seq = cache.get::<u64>("seq")?.unwrap_or(0);
+        cache.set("seq", seq + 1)?;
+        if seq >= handoffs {
+            guard.unlock()?;
+            return Ok(events);
+        }
+        events.push((seq, false, acquired));
+        std::thread::sleep(hold);
+        events.push((seq, true, now_ns()));
+        guard.unlock()?;
+        // Let the other participant take the next turn; then wait for the one after it.
+        while cache.get::<u64>("seq")?.unwrap_or(0) < seq + 2 {
+            std::thread::sleep(Duration::from_micros(20));
+        }
+    }
+}
+
+/// Latencies (µs) from each release to the next acquisition.
+fn latencies(events: &[Event]) -> Vec<f64> {
+    let mut released = std::collections::HashMap::new();
+    let mut acquired = std::collections::HashMap::new();
+    for &(seq, is_release, t) in events {
+        if is_release {
+            released.insert(seq, t);
+        } else {
+            acquired.insert(seq, t);
+        }
+    }
+    let mut out: Vec<f64> = released
+        .iter()
+        .filter_map(|(seq, rel)| {
+            let acq = acquired.get(&(seq + 1))?;
+            Some(acq.saturating_sub(*rel) as f64 / 1000.0)
+        })
+        .collect();
+    out.sort_by(f64::total_cmp);
+    out
+}
+
+fn report(op: &str, hold: Duration, mut lat: Vec<f64>) {
+    lat.sort_by(f64::total_cmp);
+    let pick = |q: f64| {
+        let i = ((lat.len() as f64 - 1.0) * q).round() as usize;
+        lat.get(i).copied().unwrap_or(f64::NAN)
+    };
+    println!(
+        "impl=dcache kind=lock op={op} n={} hold_us={} median_us={:.1} p99_us={:.1} max_us={:.1}",
+        lat.len(),
+        hold.as_micros(),
+        pick(0.5),
+        pick(0.99),
+        lat.last().copied().unwrap_or(f64::NAN),
+    );
+}
+
+fn parse_events(text: &str) -> Result<Vec<Event>> {
+    let mut events = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(kind), Some(seq), Some(t)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if kind == "acq" || kind == "rel" {
+            events.push((seq.parse()?, kind == "rel", t.parse()?));
+        }
+    }
+    Ok(events)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("child") {
+        let (Some(dir), Some(n), Some(hold)) = (args.get(2), args.get(3), args.get(4)) else {
+            return Err("usage: handoff child DIR HANDOFFS HOLD_US".into());
+        };
+        let events = participate(
+            Path::new(dir),
+            n.parse()?,
+            Duration::from_micros(hold.parse()?),
+        )?;
+        for (seq, is_release, t) in events {
+            println!("{} {seq} {t}", if is_release { "rel" } else { "acq" });
+        }
+        return Ok(());
+    }
+    let mut handoffs: u64 = 300;
+    let mut hold_us: u64 = 2000;
+    let mut it = args.iter().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or("a flag without a value")?;
+        match flag.as_str() {
+            "--handoffs" => handoffs = value.parse()?,
+            "--hold-us" => hold_us = value.parse()?,
+            other => return Err(format!("unknown flag {other}").into()),
+        }
+    }
+    let hold = Duration::from_micros(hold_us);
+
+    // Two processes.
+    let dir = tempfile::tempdir()?;
+    let child = Command::new(std::env::current_exe()?)
+        .args(["child", &dir.path().to_string_lossy()])
+        .args([handoffs.to_string(), hold_us.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut events = participate(dir.path(), handoffs, hold)?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        return Err(format!("the child failed: {}", out.status).into());
+    }
+    let child_events = parse_events(&String::from_utf8_lossy(&out.stdout))?;
+    let mine: std::collections::HashSet<u64> = events.iter().map(|e| e.0).collect();
+    let theirs: std::collections::HashSet<u64> = child_events.iter().map(|e| e.0).collect();
+    if mine.intersection(&theirs).next().is_some() {
+        return Err("both processes recorded the same acquisition".into());
+    }
+    events.extend(child_events);
+    report("handoff-processes", hold, latencies(&events));
+
+    // Two threads of one process.
+    let dir = tempfile::tempdir()?;
+    let events = std::thread::scope(|s| -> Result<Vec<Event>> {
+        let other = s.spawn(|| participate(dir.path(), handoffs, hold));
+        let mut events = participate(dir.path(), handoffs, hold)?;
+        events.extend(other.join().map_err(|_| "thread panicked")??);
+        Ok(events)
+    })?;
+    report("handoff-threads", hold, latencies(&events));
+    Ok(())
+}

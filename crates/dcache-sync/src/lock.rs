@@ -1,0 +1,381 @@
+//! `Lock`: mutual exclusion across threads and processes.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use dcache_core::{SetOptions, Storage, Tag, Update, Value};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::wait::{self, Patience};
+
+/// A lock shared by every thread and process that opens the same store: python-diskcache's
+/// `Lock` recipe, with per-acquisition ownership, timeouts and guards.
+///
+/// The lock is one key: present means taken. Each acquisition stores a token of its own
+/// (`"<pid>-<thread>-<counter>"`, a `str`), and releasing removes the key only if it still
+/// holds that token, so a holder whose lock expired never removes somebody else's. python's
+/// `Lock` stores `None` under the key; presence is what excludes, so a python `Lock` and this
+/// one on the same key exclude each other.
+///
+/// Give the lock an [`expire`](Self::expire) when a holder may crash: its key then frees
+/// itself. Hold it for less than the expiry: past it, another process may take the lock, and
+/// the release reports [`Error::LockLost`].
+///
+/// The store must not evict the key: open the cache with eviction policy `none` (see the
+/// [crate docs](crate#eviction)).
+///
+/// A `Lock` is a cheap handle (clone it into each thread); it remembers nothing about
+/// acquisitions, which live in their [`LockGuard`]s.
+///
+/// # Examples
+///
+/// Threads competing for one lock (python's first example):
+///
+/// ```
+/// use dcache_core::Cache;
+/// use dcache_sync::Lock;
+///
+/// let cache = Cache::temp()?;
+/// let lock = Lock::new(cache, "resource_lock");
+/// std::thread::scope(|s| {
+///     for worker in 0..5 {
+///         let lock = &lock;
+///         s.spawn(move || -> dcache_sync::Result<()> {
+///             let _guard = lock.acquire()?; // released when the guard drops
+///             println!("worker {worker} has the lock");
+///             Ok(())
+///         });
+///     }
+/// });
+/// assert!(!lock.locked()?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Taking it only if free, with an expiry (python's second example):
+///
+/// ```
+/// use std::time::Duration;
+/// use dcache_core::Cache;
+/// use dcache_sync::Lock;
+///
+/// let cache = Cache::temp()?;
+/// let lock = Lock::new(cache, "manual_lock").expire(Duration::from_secs(30));
+/// if let Some(guard) = lock.try_acquire()? {
+///     println!("performing critical section work...");
+///     guard.unlock()?; // or let it drop
+/// } else {
+///     println!("resource is busy");
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct Lock<S, K = String> {
+    store: S,
+    key: K,
+    opts: SetOptions,
+}
+
+impl<S, K: fmt::Debug> fmt::Debug for Lock<S, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock")
+            .field("key", &self.key)
+            .field("expire", &self.opts.expire)
+            .field("tag", &self.opts.tag)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Storage, K: Serialize + fmt::Debug> Lock<S, K> {
+    /// A lock on `key` in `store`, without expiry or tag.
+    pub fn new(store: S, key: K) -> Self {
+        Lock {
+            store,
+            key,
+            opts: SetOptions::new(),
+        }
+    }
+
+    /// Each acquisition expires `ttl` after it is made (default: never), so a lock whose
+    /// holder crashed frees itself.
+    pub fn expire(mut self, ttl: Duration) -> Self {
+        self.opts.expire = Some(ttl);
+        self
+    }
+
+    /// The lock's key is stored with this tag (default: none), so `evict(tag)` can clear it.
+    pub fn tag(mut self, tag: impl Into<Tag>) -> Self {
+        self.opts.tag = Some(tag.into());
+        self
+    }
+
+    /// The lock's key.
+    #[must_use]
+    pub fn key(&self) -> &K {
+        &self.key
+    }
+
+    /// The store holding the lock.
+    #[must_use]
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Waits as long as it takes for the lock, then holds it until the guard is dropped or
+    /// [unlocked](LockGuard::unlock).
+    ///
+    /// Waiting threads of this process are woken by a release in this process; a release in
+    /// another process is noticed within a few milliseconds (see the [crate docs](crate#waiting)).
+    /// The lock is not re-entrant: a thread acquiring a lock it holds waits for itself forever
+    /// (use [`RLock`](crate::RLock), or [`acquire_timeout`](Self::acquire_timeout)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the store fails (not when it is merely busy: that is waited out).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = dcache_sync::Lock::new(dcache_core::Cache::temp()?, "report-123");
+    /// let guard = lock.acquire()?;
+    /// assert!(lock.locked()?);
+    /// drop(guard);
+    /// assert!(!lock.locked()?);
+    /// # Ok::<(), dcache_sync::Error>(())
+    /// ```
+    pub fn acquire(&self) -> Result<LockGuard<'_, S, K>> {
+        let token = wait::new_token();
+        match self.acquire_with(&token, Patience::Forever)? {
+            Some(guard) => Ok(guard),
+            None => Err(wait::timeout_error(&self.key, Instant::now())),
+        }
+    }
+
+    /// Takes the lock if it is free now (one look, and one write if it looks free).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the store fails or its write lock stays busy for its timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = dcache_sync::Lock::new(dcache_core::Cache::temp()?, "job");
+    /// let held = lock.try_acquire()?.expect("free");
+    /// assert!(lock.try_acquire()?.is_none());
+    /// held.unlock()?;
+    /// # Ok::<(), dcache_sync::Error>(())
+    /// ```
+    pub fn try_acquire(&self) -> Result<Option<LockGuard<'_, S, K>>> {
+        self.acquire_with(&wait::new_token(), Patience::Once)
+    }
+
+    /// Waits up to `timeout` for the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] (with the key and the time waited, at least `timeout`) when the lock
+    /// stayed taken; [`Error::Store`] when the store fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let lock = dcache_sync::Lock::new(dcache_core::Cache::temp()?, "job");
+    /// let _held = lock.acquire()?;
+    /// let err = lock.acquire_timeout(Duration::from_millis(20)).unwrap_err();
+    /// assert!(err.is_timeout(), "{err}");
+    /// # Ok::<(), dcache_sync::Error>(())
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_, S, K>> {
+        let started = Instant::now();
+        let token = wait::new_token();
+        self.acquire_with(&token, Patience::timeout(timeout))?
+            .ok_or_else(|| wait::timeout_error(&self.key, started))
+    }
+
+    fn acquire_with(&self, token: &str, patience: Patience) -> Result<Option<LockGuard<'_, S, K>>> {
+        let won = wait::acquire(
+            || wait::registry_id(&self.key),
+            patience,
+            || Ok(self.store.get_entry::<Value>(&self.key)?.is_none()),
+            || {
+                let added = self.store.add(&self.key, token, self.opts.clone())?;
+                Ok(added.then_some(()))
+            },
+        )?;
+        Ok(won.map(|()| LockGuard {
+            lock: self,
+            token: Some(token.to_owned()),
+        }))
+    }
+
+    /// Whether anyone (any thread, any process, python's `Lock` included) holds the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the store fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = dcache_sync::Lock::new(dcache_core::Cache::temp()?, "job");
+    /// assert!(!lock.locked()?);
+    /// # Ok::<(), dcache_sync::Error>(())
+    /// ```
+    pub fn locked(&self) -> Result<bool> {
+        Ok(self.store.get_entry::<Value>(&self.key)?.is_some())
+    }
+
+    /// Releases the acquisition holding `token` (from [`LockGuard::forget`]), from any thread
+    /// or process.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LockLost`] when the key no longer holds `token` (the acquisition expired, or
+    /// was released already); nothing is removed then. [`Error::Store`] when the store fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = dcache_sync::Lock::new(dcache_core::Cache::temp()?, "job");
+    /// let token = lock.acquire()?.forget(); // keep holding past this scope
+    /// assert!(lock.locked()?);
+    /// lock.release(&token)?;
+    /// assert!(lock.release(&token).unwrap_err().to_string().contains("lost"));
+    /// # Ok::<(), dcache_sync::Error>(())
+    /// ```
+    pub fn release(&self, token: &str) -> Result<()> {
+        let released = self.store.update::<Value, _, _>(
+            &self.key,
+            SetOptions::new(),
+            |current| match current {
+                Some(Value::Str(held)) if held == token => (Update::Delete, true),
+                _ => (Update::Keep, false),
+            },
+        )?;
+        if released {
+            wait::notify(&wait::registry_id(&self.key));
+            Ok(())
+        } else {
+            Err(Error::LockLost {
+                key: wait::describe(&self.key),
+            })
+        }
+    }
+
+    /// Removes the lock whoever holds it (python's `Lock.release`, which checks nothing);
+    /// returns whether it was held. For clearing a lock left by a crashed holder that had no
+    /// expiry; the holder, if alive, gets [`Error::LockLost`] when it releases.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the store fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = dcache_sync::Lock::new(dcache_core::Cache::temp()?, "job");
+    /// let guard = lock.acquire()?;
+    /// assert!(lock.force_release()?);
+    /// assert!(guard.unlock().is_err()); // LockLost
+    /// # Ok::<(), dcache_sync::Error>(())
+    /// ```
+    pub fn force_release(&self) -> Result<bool> {
+        let removed = self.store.delete(&self.key)?;
+        if removed {
+            wait::notify(&wait::registry_id(&self.key));
+        }
+        Ok(removed)
+    }
+}
+
+/// One acquisition of a [`Lock`]; releases it when dropped.
+///
+/// Dropping the guard releases the lock best-effort: a failure (the lock was lost, or the
+/// store failed) is logged with the `log` crate at warn level and otherwise ignored. Call
+/// [`unlock`](Self::unlock) to see the error.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct LockGuard<'a, S: Storage, K: Serialize + fmt::Debug> {
+    lock: &'a Lock<S, K>,
+    /// `None` once released or forgotten.
+    token: Option<String>,
+}
+
+impl<S: Storage, K: Serialize + fmt::Debug> fmt::Debug for LockGuard<'_, S, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("key", &self.lock.key)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl<S: Storage, K: Serialize + fmt::Debug> LockGuard<'_, S, K> {
+    /// This acquisition's token, as stored under the lock's key.
+    #[must_use]
+    pub fn token(&self) -> &str {
+        self.token.as_deref().unwrap_or_default()
+    }
+
+    /// Whether the key still holds this acquisition (false once it expired or was removed).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the store fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = dcache_sync::Lock::new(dcache_core::Cache::temp()?, "job");
+    /// let guard = lock.acquire()?;
+    /// assert!(guard.is_held()?);
+    /// # Ok::<(), dcache_sync::Error>(())
+    /// ```
+    pub fn is_held(&self) -> Result<bool> {
+        let current = self.lock.store.get_entry::<Value>(&self.lock.key)?;
+        Ok(matches!(current, Some(e) if e.value.as_str() == Some(self.token())))
+    }
+
+    /// Releases the lock now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LockLost`] when the acquisition expired or was removed (nothing is removed);
+    /// [`Error::Store`] when the store fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = dcache_sync::Lock::new(dcache_core::Cache::temp()?, "job");
+    /// lock.acquire()?.unlock()?;
+    /// assert!(!lock.locked()?);
+    /// # Ok::<(), dcache_sync::Error>(())
+    /// ```
+    pub fn unlock(mut self) -> Result<()> {
+        match self.token.take() {
+            Some(token) => self.lock.release(&token),
+            None => Ok(()),
+        }
+    }
+
+    /// Keeps the lock held past the guard and returns its token, for
+    /// [`Lock::release`] later (from any thread or process). Without a call to `release`,
+    /// the lock stays held until it expires.
+    #[must_use = "without its token the lock can only expire or be force-released"]
+    pub fn forget(mut self) -> String {
+        self.token.take().unwrap_or_default()
+    }
+}
+
+impl<S: Storage, K: Serialize + fmt::Debug> Drop for LockGuard<'_, S, K> {
+    fn drop(&mut self) {
+        if let Some(token) = self.token.take()
+            && let Err(e) = self.lock.release(&token)
+        {
+            log::warn!("dropping a guard of lock {:?}: {e}", self.lock.key);
+        }
+    }
+}

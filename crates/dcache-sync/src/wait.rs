@@ -1,0 +1,405 @@
+//! Owner ids, and waiting for a lock or a permit.
+//!
+//! A waiter alternates a cheap read ("does it look free?") with a pause, and attempts the
+//! write only when the read says yes, so a waiting thread never queues for the store's write
+//! lock in vain. The pause is a wait on a condition variable of a process-wide registry keyed
+//! by the encoded key: a release in this process wakes it at once; a release in another
+//! process is noticed by the next read, the pause growing from [`BACKOFF_MIN`] to
+//! [`BACKOFF_MAX`] with jitter.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::fmt::Debug;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// The first pause of a waiter polling for a release by another process.
+pub(crate) const BACKOFF_MIN: Duration = Duration::from_micros(100);
+/// The longest pause between two polls.
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_millis(5);
+
+// ----- owner ids -----
+
+/// A random number drawn once per process (std seeds `RandomState` from the OS).
+fn process_random() -> u64 {
+    static RANDOM: OnceLock<u64> = OnceLock::new();
+    *RANDOM.get_or_init(|| RandomState::new().hash_one(std::process::id()))
+}
+
+/// This thread's number: a per-process random 48-bit base plus the thread's index, so two
+/// processes with the same pid (in two containers sharing a cache) still get different ids.
+fn thread_number() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static NUMBER: u64 = (process_random() >> 16)
+            .wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
+    }
+    NUMBER.with(|n| *n)
+}
+
+/// The calling thread's owner id, `"<pid>-<thread>"`, as [`RLock`](crate::RLock) stores it
+/// (python's is `'<pid>-<threading.get_ident()>'`: the pids differ, so the ids never collide).
+///
+/// # Examples
+///
+/// ```
+/// let me = dcache_sync::owner_id();
+/// assert!(me.starts_with(&format!("{}-", std::process::id())));
+/// let other = std::thread::spawn(dcache_sync::owner_id).join().unwrap();
+/// assert_ne!(me, other);
+/// ```
+#[must_use]
+pub fn owner_id() -> String {
+    format!("{}-{}", std::process::id(), thread_number())
+}
+
+/// A token no other acquisition anywhere holds: `"<pid>-<thread>-<counter>"`.
+pub(crate) fn new_token() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}", owner_id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// How a key is shown in errors.
+pub(crate) fn describe<K: Debug + ?Sized>(key: &K) -> String {
+    format!("{key:?}")
+}
+
+/// The registry id of a key: its pickle (the default disk's encoding), or its `Debug` text if
+/// it has none. Two stores holding the same key share an id: their waiters wake each other,
+/// which costs a read, never correctness.
+pub(crate) fn registry_id<K: Serialize + Debug + ?Sized>(key: &K) -> Vec<u8> {
+    if let Ok(mut bytes) =
+        dcache_core::disk::pickle::to_vec(key, dcache_core::disk::pickle::HIGHEST_PROTOCOL)
+    {
+        bytes.insert(0, b'p');
+        bytes
+    } else {
+        let mut bytes = b"d".to_vec();
+        bytes.extend_from_slice(describe(key).as_bytes());
+        bytes
+    }
+}
+
+// ----- jittered backoff -----
+
+/// A uniformly distributed number from a per-thread xorshift generator.
+fn random_u64() -> u64 {
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(RandomState::new().hash_one(thread_number()) | 1);
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        x
+    })
+}
+
+/// Pauses between polls: `BACKOFF_MIN` doubling to `BACKOFF_MAX`, each drawn uniformly from
+/// `[step / 2, step]` so that waiters of several processes do not poll in step.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    step: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new() -> Self {
+        Backoff { step: BACKOFF_MIN }
+    }
+
+    pub(crate) fn next_pause(&mut self) -> Duration {
+        let half = self.step / 2;
+        let spread = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+        let pause = half + Duration::from_nanos(random_u64() % spread.saturating_add(1));
+        self.step = (self.step * 2).min(BACKOFF_MAX);
+        pause
+    }
+}
+
+// ----- in-process wake-ups -----
+
+#[derive(Debug, Default)]
+struct SlotState {
+    /// Bumped by every release of a key with this id.
+    generation: u64,
+    /// Waiters registered on this slot; the slot leaves the registry at zero.
+    waiters: usize,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    state: Mutex<SlotState>,
+    released: Condvar,
+}
+
+type Registry = Mutex<HashMap<Vec<u8>, Arc<Slot>>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Registry::default)
+}
+
+/// A thread waiting on a key in this process; unregisters on drop.
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    id: Vec<u8>,
+    slot: Arc<Slot>,
+}
+
+impl Waiter {
+    pub(crate) fn register(id: Vec<u8>) -> Waiter {
+        // Lock order: the registry, then a slot (everywhere).
+        let mut map = registry().lock().unwrap_or_else(PoisonError::into_inner);
+        let slot = Arc::clone(map.entry(id.clone()).or_default());
+        slot.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .waiters += 1;
+        Waiter { id, slot }
+    }
+
+    /// The current release generation; read it before looking at the store.
+    pub(crate) fn generation(&self) -> u64 {
+        self.slot
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .generation
+    }
+
+    /// Sleeps up to `pause`, or less if a release happened since `seen` was read.
+    pub(crate) fn wait(&self, seen: u64, pause: Duration) {
+        let state = self
+            .slot
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        drop(
+            self.slot
+                .released
+                .wait_timeout_while(state, pause, |s| s.generation == seen)
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        let mut map = registry().lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self
+            .slot
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        state.waiters = state.waiters.saturating_sub(1);
+        if state.waiters == 0 {
+            map.remove(&self.id);
+        }
+    }
+}
+
+/// Wakes this process's waiters on `id` (after a release).
+pub(crate) fn notify(id: &[u8]) {
+    let slot = registry()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(id)
+        .cloned();
+    if let Some(slot) = slot {
+        let mut state = slot.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.generation = state.generation.wrapping_add(1);
+        drop(state);
+        slot.released.notify_all();
+    }
+}
+
+/// Whether a key has waiters in this process (for tests).
+#[cfg(test)]
+pub(crate) fn is_registered(id: &[u8]) -> bool {
+    registry()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains_key(id)
+}
+
+// ----- the acquire loop -----
+
+/// How long an acquisition may wait.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Patience {
+    /// One look, at most one attempt, no waiting; store errors are returned.
+    Once,
+    /// Until this instant (then `Ok(None)`).
+    Until(Instant),
+    /// As long as it takes.
+    Forever,
+}
+
+impl Patience {
+    pub(crate) fn timeout(timeout: Duration) -> Patience {
+        Instant::now()
+            .checked_add(timeout)
+            .map_or(Patience::Forever, Patience::Until)
+    }
+}
+
+/// Waits until `attempt` succeeds: `probe` (a read) says whether an attempt may succeed;
+/// `attempt` (a write) tries. Returns `Ok(None)` when the patience runs out. While waiting, a
+/// busy store (its own write-lock timeout) counts as "not yet", not as an error.
+pub(crate) fn acquire<T>(
+    id: impl FnOnce() -> Vec<u8>,
+    patience: Patience,
+    mut probe: impl FnMut() -> Result<bool>,
+    mut attempt: impl FnMut() -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    if let Patience::Once = patience {
+        return if probe()? { attempt() } else { Ok(None) };
+    }
+    // Registered before the first look, so a release after the look wakes the wait.
+    let waiter = Waiter::register(id());
+    let mut backoff = Backoff::new();
+    loop {
+        let seen = waiter.generation();
+        if busy_as(probe(), false)?
+            && let Some(won) = busy_as(attempt(), None)?
+        {
+            return Ok(Some(won));
+        }
+        let mut pause = backoff.next_pause();
+        if let Patience::Until(deadline) = patience {
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            pause = pause.min(deadline - now);
+        }
+        waiter.wait(seen, pause);
+    }
+}
+
+fn busy_as<T>(result: Result<T>, instead: T) -> Result<T> {
+    match result {
+        Err(e) if e.is_store_busy() => Ok(instead),
+        other => other,
+    }
+}
+
+/// The error of an acquisition that ran out of patience.
+pub(crate) fn timeout_error<K: Debug + ?Sized>(key: &K, started: Instant) -> Error {
+    Error::Timeout {
+        key: describe(key),
+        waited: started.elapsed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_ids_differ_per_thread_and_are_stable_within_one() {
+        let me = owner_id();
+        assert_eq!(me, owner_id());
+        let (pid, thread) = me.split_once('-').expect("pid-thread");
+        assert_eq!(pid, std::process::id().to_string());
+        assert!(thread.parse::<u64>().is_ok(), "{me}");
+        let others: Vec<String> = (0..8)
+            .map(|_| std::thread::spawn(owner_id).join().expect("thread"))
+            .collect();
+        let mut all = others.clone();
+        all.push(me);
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 9, "{others:?}");
+    }
+
+    #[test]
+    fn tokens_are_unique() {
+        let a = new_token();
+        let b = new_token();
+        assert_ne!(a, b);
+        assert!(a.starts_with(&owner_id()));
+    }
+
+    #[test]
+    fn backoff_grows_from_min_to_max_with_jitter() {
+        let mut b = Backoff::new();
+        let pauses: Vec<Duration> = (0..20).map(|_| b.next_pause()).collect();
+        assert!(pauses[0] >= BACKOFF_MIN / 2 && pauses[0] <= BACKOFF_MIN);
+        assert!(pauses.iter().all(|p| *p <= BACKOFF_MAX));
+        assert!(pauses[19] >= BACKOFF_MAX / 2);
+        let mut c = Backoff::new();
+        let again: Vec<Duration> = (0..20).map(|_| c.next_pause()).collect();
+        assert_ne!(pauses, again, "jitter");
+    }
+
+    #[test]
+    fn a_notification_ends_a_wait_and_the_registry_empties() {
+        let id = b"test-notify".to_vec();
+        let waiter = Waiter::register(id.clone());
+        let seen = waiter.generation();
+        let notifier = std::thread::spawn({
+            let id = id.clone();
+            move || {
+                std::thread::sleep(Duration::from_millis(20));
+                notify(&id);
+            }
+        });
+        let started = Instant::now();
+        waiter.wait(seen, Duration::from_secs(30));
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_ne!(waiter.generation(), seen);
+        notifier.join().expect("notifier");
+        let second = Waiter::register(id.clone());
+        drop(waiter);
+        assert!(is_registered(&id), "another waiter remains");
+        drop(second);
+        assert!(!is_registered(&id));
+    }
+
+    #[test]
+    fn patience_once_looks_before_writing() -> Result<()> {
+        let mut attempts = 0;
+        let r: Option<()> = acquire(
+            Vec::new,
+            Patience::Once,
+            || Ok(false),
+            || {
+                attempts += 1;
+                Ok(Some(()))
+            },
+        )?;
+        assert_eq!((r, attempts), (None, 0));
+        Ok(())
+    }
+
+    #[test]
+    fn a_deadline_in_the_past_still_tries_once() -> Result<()> {
+        let r = acquire(
+            || b"past".to_vec(),
+            Patience::Until(Instant::now()),
+            || Ok(true),
+            || Ok(Some(7)),
+        )?;
+        assert_eq!(r, Some(7));
+        let started = Instant::now();
+        let r: Option<i32> = acquire(
+            || b"past".to_vec(),
+            Patience::timeout(Duration::from_millis(30)),
+            || Ok(true),
+            || Ok(None),
+        )?;
+        assert_eq!(r, None);
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        Ok(())
+    }
+}
