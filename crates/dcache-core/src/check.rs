@@ -115,6 +115,31 @@ impl<D: DiskFormat> Cache<D> {
     ///
     /// The errors of a write, and [`Error::Io`] when the directory cannot be walked.
     pub fn check(&self, fix: bool) -> Result<Vec<Warning>> {
+        self.check_with(fix, self.timeout().max(UNKNOWN_FILE_GRACE))
+    }
+
+    /// [`check`](Self::check) with the age below which unknown files are kept by `fix`.
+    ///
+    /// Pass `Duration::ZERO` only when no process is writing to the cache (after a crash,
+    /// say): a writer's value file exists briefly before its row commits, and a fix with no
+    /// grace would remove it.
+    ///
+    /// # Errors
+    ///
+    /// As [`check`](Self::check).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cache = dcache_core::Cache::temp()?;
+    /// std::fs::write(cache.directory().join("stray.val"), b"?")?;
+    /// assert_eq!(cache.check_with(true, Duration::ZERO)?.len(), 1); // found and removed
+    /// assert!(cache.check(false)?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_with(&self, fix: bool, unknown_file_grace: Duration) -> Result<Vec<Warning>> {
         let mut warnings = Vec::new();
         let integrity: Vec<String> = self.read_sql(|c| {
             c.prepare("PRAGMA integrity_check")?
@@ -179,7 +204,7 @@ impl<D: DiskFormat> Cache<D> {
                     }
                 }
             }
-            let grace = self.timeout().max(UNKNOWN_FILE_GRACE);
+            let grace = unknown_file_grace;
             let mut all_files = Vec::new();
             let mut all_dirs = Vec::new();
             walk(&root, &mut all_files, &mut all_dirs)?;
