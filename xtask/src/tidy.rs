@@ -14,7 +14,11 @@ use std::process::Command;
 pub(crate) const ALLOWED: &[(&str, &[&str])] = &[
     ("dcache-disk", &[]),
     ("dcache-core", &["dcache-disk"]),
-    ("dcache", &["dcache-disk", "dcache-core"]),
+    ("dcache-collections", &["dcache-disk", "dcache-core"]),
+    (
+        "dcache",
+        &["dcache-disk", "dcache-core", "dcache-collections"],
+    ),
     ("xtask", &[]),
 ];
 

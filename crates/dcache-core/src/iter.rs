@@ -605,11 +605,13 @@ impl<D: DiskFormat> Cache<D> {
     /// # Ok::<(), dcache_core::Error>(())
     /// ```
     pub fn nth_sorted_key<K: DeserializeOwned>(&self, n: u64, reverse: bool) -> Result<Option<K>> {
+        // `+expire_time` keeps SQLite off the expire-time index: it must walk the key index
+        // in order (with that index it sorts the whole table, 20 ms at 100 000 rows).
         let sql = if reverse {
-            "SELECT key, raw FROM Cache WHERE expire_time IS NULL OR expire_time > ?1 \
+            "SELECT key, raw FROM Cache WHERE +expire_time IS NULL OR +expire_time > ?1 \
              ORDER BY key DESC, raw DESC LIMIT 1 OFFSET ?2"
         } else {
-            "SELECT key, raw FROM Cache WHERE expire_time IS NULL OR expire_time > ?1 \
+            "SELECT key, raw FROM Cache WHERE +expire_time IS NULL OR +expire_time > ?1 \
              ORDER BY key ASC, raw ASC LIMIT 1 OFFSET ?2"
         };
         let now = self.now();
@@ -655,13 +657,14 @@ impl<D: DiskFormat> Cache<D> {
         n: u64,
         reverse: bool,
     ) -> Result<Option<(K, V)>> {
+        // `+expire_time`: see `nth_sorted_key`.
         let sql = if reverse {
             "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw FROM Cache \
-             WHERE expire_time IS NULL OR expire_time > ?1 \
+             WHERE +expire_time IS NULL OR +expire_time > ?1 \
              ORDER BY key DESC, raw DESC LIMIT 1 OFFSET ?2"
         } else {
             "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw FROM Cache \
-             WHERE expire_time IS NULL OR expire_time > ?1 \
+             WHERE +expire_time IS NULL OR +expire_time > ?1 \
              ORDER BY key ASC, raw ASC LIMIT 1 OFFSET ?2"
         };
         let now = self.now();

@@ -38,6 +38,7 @@
 //!   a format of your own; the pickle and python-JSON codecs; [`Value`] for any stored value.
 //! - [`cache`]: the [`Cache`], its builder, settings, iteration, queues, `check`, memoization
 //!   and the [`Storage`] trait the locks and recipes are written against.
+//! - [`collections`]: the persistent [`Deque`] and [`Index`] (python's `Deque` and `Index`).
 //!
 //! # Keys and values
 //!
@@ -50,9 +51,11 @@
 //!
 //! None.
 
+pub use dcache_collections as collections;
 pub use dcache_core as cache;
 pub use dcache_disk as disk;
 
+pub use dcache_collections::{Deque, Index};
 pub use dcache_core::{
     Cache, CacheBuilder, Clock, Durability, Entry, Error, EvictionPolicy, ManualClock, Memoized,
     PushOptions, QueueKey, Result, SetOptions, Settings, Side, Stats, Storage, SystemClock, Tag,
