@@ -18,8 +18,9 @@ use crate::error::{Error, Result, TxError};
 /// entry of the cache's unprefixed queue, with python's integer keys (`append` gives
 /// 500000000000000, 500000000000001, …, `appendleft` 499999999999999, …). Order is the order
 /// of the keys, as in python, so python's `Deque` on the same directory sees the same
-/// sequence. Every operation is atomic (one transaction), including `extend`, `rotate`,
-/// `reverse`, `remove` and the index operations, which python does step by step.
+/// sequence. Every operation but `clear` (batches of 100, as python's) is atomic, one
+/// transaction, including `extend`, `rotate`, `reverse`, `remove` and the index operations,
+/// which python does step by step.
 ///
 /// `T` is the element type: anything `serde` can write and read (python sees `str`, `bytes`,
 /// `int` and `float` natively, other types as pickles). A stored element that cannot be read as

@@ -8,12 +8,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A deque index is outside `-len..len`.
-    #[error(
-        "deque index {index} out of range: the deque has {len} elements, so valid indexes are \
-         {} to {} (negative indexes count from the back)",
-        -(i128::from(*len)),
-        i128::from(*len) - 1
-    )]
+    #[error("deque index {index} out of range: {}", valid_indexes(*len))]
     IndexOutOfRange {
         /// The index asked for.
         index: i64,
@@ -43,6 +38,19 @@ pub enum Error {
     /// The cache underneath failed: I/O, SQLite, a damaged entry, a read-only directory, ….
     #[error(transparent)]
     Cache(dcache_core::Error),
+}
+
+/// What indexes a deque of `len` elements accepts, for [`Error::IndexOutOfRange`].
+fn valid_indexes(len: u64) -> String {
+    if len == 0 {
+        "the deque is empty".to_owned()
+    } else {
+        format!(
+            "the deque has {len} elements, so valid indexes are -{len} to {} (negative indexes \
+             count from the back)",
+            len - 1
+        )
+    }
 }
 
 impl From<dcache_core::Error> for Error {
@@ -101,6 +109,11 @@ mod tests {
             e.to_string(),
             "deque index 7 out of range: the deque has 3 elements, so valid indexes are -3 to 2 \
              (negative indexes count from the back)"
+        );
+        let e = Error::IndexOutOfRange { index: -1, len: 0 };
+        assert_eq!(
+            e.to_string(),
+            "deque index -1 out of range: the deque is empty"
         );
         let e = Error::Empty { operation: "pop" };
         assert!(e.to_string().starts_with("pop from an empty deque"));
