@@ -14,11 +14,21 @@ use std::process::Command;
 pub(crate) const ALLOWED: &[(&str, &[&str])] = &[
     ("dcache-disk", &[]),
     ("dcache-core", &["dcache-disk"]),
-    ("dcache-fanout", &["dcache-disk", "dcache-core"]),
+    ("dcache-collections", &["dcache-disk", "dcache-core"]),
+    (
+        "dcache-fanout",
+        &["dcache-disk", "dcache-core", "dcache-collections"],
+    ),
     ("dcache-sync", &["dcache-core"]),
     (
         "dcache",
-        &["dcache-disk", "dcache-core", "dcache-fanout", "dcache-sync"],
+        &[
+            "dcache-disk",
+            "dcache-core",
+            "dcache-collections",
+            "dcache-fanout",
+            "dcache-sync",
+        ],
     ),
     ("xtask", &[]),
 ];

@@ -124,6 +124,13 @@ pub enum Error {
         key: String,
     },
 
+    /// Rotating or reversing a queue would move its keys out of python's queue key range.
+    #[error(
+        "the queue's keys would leave python's queue key range (1 to 999999999999998): the \
+         queue has drifted to the edge of its range; copy its elements into a fresh queue"
+    )]
+    QueueExhausted,
+
     /// A tag was NaN, which SQLite would store as no tag.
     #[error("a NaN tag cannot be stored (SQLite binds NaN as NULL, meaning no tag)")]
     NanTag,

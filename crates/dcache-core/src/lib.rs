@@ -40,7 +40,7 @@ pub use check::{UNKNOWN_FILE_GRACE, Warning};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result, SqliteError};
 pub use evict::Stats;
-pub use iter::{Keys, SortedKeys};
+pub use iter::{Items, Keys, SortedItems, SortedKeys};
 pub use memoize::{MemoKey, Memoized};
 pub use options::{Entry, SetOptions, ValueReader};
 pub use queue::{PushOptions, QUEUE_START, QueueKey, Side};

@@ -429,3 +429,203 @@ impl<D: DiskFormat> Cache<D> {
         self.cull_in_tx(tx, state, now, state.settings.cull_limit)
     }
 }
+
+impl<D: DiskFormat> Cache<D> {
+    /// Rotates the unprefixed queue `steps` places towards the back (python's
+    /// `Deque.rotate`): the last `steps` items move to the front, keeping their order; a
+    /// negative `steps` moves the first `-steps` items to the back. `steps` is taken modulo
+    /// the queue's length.
+    ///
+    /// One transaction of a few statements whatever `steps` is: the moved items get new keys
+    /// in place (`UPDATE ... SET key = key - span`), their values and files are not touched.
+    /// When the keys are contiguous, the new keys are exactly those python's one-item-at-a-time
+    /// rotation gives.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotAQueueKey`] if a key at an end of the moved block is not an integer (python
+    /// counts a float between 0 and 999999999999999 as a queue item);
+    /// [`Error::QueueExhausted`] if the new keys would leave the queue's range; and the errors
+    /// of a write ([`Error::Timeout`], [`Error::ReadOnly`], [`Error::Sqlite`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dcache_core::Side;
+    ///
+    /// let cache = dcache_core::Cache::temp()?;
+    /// for i in 0..5 {
+    ///     cache.push(i)?;
+    /// }
+    /// cache.rotate_queue(2)?;
+    /// let items: Vec<i64> = cache.sorted_items::<i64, i64>(false).map(|r| r.map(|(_, v)| v)).collect::<Result<_, _>>()?;
+    /// assert_eq!(items, [3, 4, 0, 1, 2]);
+    /// cache.rotate_queue(-3)?;
+    /// let (_, front) = cache.peek::<i64>(None, Side::Front)?.unwrap();
+    /// assert_eq!(front.value, 1);
+    /// # Ok::<(), dcache_core::Error>(())
+    /// ```
+    pub fn rotate_queue(&self, steps: i64) -> Result<()> {
+        if steps == 0 {
+            return Ok(());
+        }
+        // Rotating right moves a block from the back: count it from the back.
+        let from_back = steps > 0;
+        self.write(|tx| {
+            let mut k = steps.unsigned_abs();
+            let mut edge = self.queue_nth(tx, k - 1, from_back)?;
+            if edge.is_none() {
+                let len = self.queue_len(tx)?;
+                if len == 0 {
+                    return Ok(());
+                }
+                k %= len;
+                if k == 0 {
+                    return Ok(());
+                }
+                edge = self.queue_nth(tx, k - 1, from_back)?;
+            }
+            let (Some(edge), Some(front), Some(back)) = (
+                edge,
+                self.queue_nth(tx, 0, false)?,
+                self.queue_nth(tx, 0, true)?,
+            ) else {
+                return Ok(());
+            };
+            let (edge, front, back) = (int_key(&edge)?, int_key(&front)?, int_key(&back)?);
+            // Keys lie in (0, QUEUE_MAX): none of this overflows.
+            let span = back - front + 1;
+            let (sql, bound) = if from_back {
+                if edge - span <= 0 {
+                    return Err(Error::QueueExhausted);
+                }
+                (
+                    "UPDATE Cache SET key = key - ?1 WHERE raw = 1 AND ?2 <= key AND key < 999999999999999",
+                    edge,
+                )
+            } else {
+                if edge + span >= QUEUE_MAX {
+                    return Err(Error::QueueExhausted);
+                }
+                (
+                    "UPDATE Cache SET key = key + ?1 WHERE raw = 1 AND 0 < key AND key <= ?2",
+                    edge,
+                )
+            };
+            tx.sql
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute((span, bound)))
+                .map_err(self.sql_err())?;
+            Ok(())
+        })
+    }
+
+    /// Reverses the order of the unprefixed queue in place (python's `Deque.reverse`): the
+    /// items swap keys, so the key set stays the same, and values and files are not touched.
+    /// One transaction of four statements.
+    ///
+    /// # Errors
+    ///
+    /// As [`rotate_queue`](Self::rotate_queue).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = dcache_core::Cache::temp()?;
+    /// for s in ["a", "b", "c"] {
+    ///     cache.push(s)?;
+    /// }
+    /// cache.reverse_queue()?;
+    /// let items: Vec<(i64, String)> = cache.sorted_items(false).collect::<Result<_, _>>()?;
+    /// assert_eq!(items, [
+    ///     (500_000_000_000_000, "c".to_owned()),
+    ///     (500_000_000_000_001, "b".to_owned()),
+    ///     (500_000_000_000_002, "a".to_owned()),
+    /// ]);
+    /// # Ok::<(), dcache_core::Error>(())
+    /// ```
+    pub fn reverse_queue(&self) -> Result<()> {
+        self.write(|tx| {
+            let (Some(front), Some(back)) =
+                (self.queue_nth(tx, 0, false)?, self.queue_nth(tx, 0, true)?)
+            else {
+                return Ok(());
+            };
+            let (front, back) = (int_key(&front)?, int_key(&back)?);
+            let span = back - front + 1;
+            // Mirror the keys into the free space beyond one end (no key collides on the way),
+            // then shift them back: the unique index on (key, raw) is checked row by row.
+            // Above the back: back..front become back + 1..back + span, then shift down.
+            // Else below the front: back..front become front - span..front - 1, shift up.
+            let (mirror, shift, bound) = if back + span < QUEUE_MAX {
+                (
+                    2 * back + 1,
+                    "UPDATE Cache SET key = key - ?1 WHERE raw = 1 AND ?2 < key AND key < 999999999999999",
+                    back,
+                )
+            } else if front - span > 0 {
+                (
+                    2 * front - 1,
+                    "UPDATE Cache SET key = key + ?1 WHERE raw = 1 AND 0 < key AND key < ?2",
+                    front,
+                )
+            } else {
+                return Err(Error::QueueExhausted);
+            };
+            let err = self.sql_err();
+            tx.sql
+                .prepare_cached(
+                    "UPDATE Cache SET key = ?1 - key WHERE raw = 1 AND 0 < key AND key < 999999999999999",
+                )
+                .and_then(|mut s| s.execute([mirror]))
+                .map_err(&err)?;
+            tx.sql
+                .prepare_cached(shift)
+                .and_then(|mut s| s.execute((span, bound)))
+                .map_err(&err)?;
+            Ok(())
+        })
+    }
+
+    /// The `n`-th key of the unprefixed queue from the front (or the back).
+    fn queue_nth(&self, tx: &Tx<'_>, n: u64, from_back: bool) -> Result<Option<SqlValue>> {
+        let sql = if from_back {
+            "SELECT key FROM Cache WHERE raw = 1 AND 0 < key AND key < 999999999999999 \
+             ORDER BY key DESC LIMIT 1 OFFSET ?1"
+        } else {
+            "SELECT key FROM Cache WHERE raw = 1 AND 0 < key AND key < 999999999999999 \
+             ORDER BY key ASC LIMIT 1 OFFSET ?1"
+        };
+        let offset = i64::try_from(n).unwrap_or(i64::MAX);
+        tx.sql
+            .prepare_cached(sql)
+            .and_then(|mut s| {
+                let mut rows = s.query([offset])?;
+                rows.next()?
+                    .map(|r| r.get(0).map(crate::sqlval::from_rusqlite))
+                    .transpose()
+            })
+            .map_err(self.sql_err())
+    }
+
+    /// The number of items in the unprefixed queue.
+    fn queue_len(&self, tx: &Tx<'_>) -> Result<u64> {
+        tx.sql
+            .prepare_cached(
+                "SELECT COUNT(*) FROM Cache WHERE raw = 1 AND 0 < key AND key < 999999999999999",
+            )
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(self.sql_err())
+    }
+}
+
+/// An unprefixed queue key as an integer (a float in the queue's range cannot be moved).
+fn int_key(key: &SqlValue) -> Result<i64> {
+    match key {
+        SqlValue::Integer(i) => Ok(*i),
+        other => Err(Error::NotAQueueKey {
+            key: other.as_ref().to_string(),
+        }),
+    }
+}

@@ -6,8 +6,8 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use dcache::{
-    Averager, BoundedSemaphore, Cache, EvictionPolicy, JsonDisk, Lock, MsgpackDisk, PushOptions,
-    RLock, SetOptions, Side, Storage, Update,
+    Averager, BoundedSemaphore, Cache, Deque, EvictionPolicy, Index, JsonDisk, Lock, MsgpackDisk,
+    PushOptions, RLock, SetOptions, Side, Storage, Update,
 };
 use serde::{Deserialize, Serialize};
 
@@ -127,6 +127,56 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     while let Some((key, job)) = cache.pull::<String>(Some("jobs"), Side::Front)? {
         println!("pulled {key} = {}", job.value);
     }
+
+    step("Deque: a persistent double-ended queue, python's Deque on the same files");
+    let jobs: Deque<String> = Deque::open(root.join("deque"))?;
+    jobs.extend(["build", "test", "deploy"].map(String::from))?;
+    jobs.appendleft("fetch")?;
+    println!("jobs: {:?}", jobs.iter().collect::<Result<Vec<_>, _>>()?);
+    jobs.rotate(1)?; // the last element moves to the front, in one transaction
+    println!(
+        "after rotate(1): first {:?}, last {:?} (negative indexes count from the back)",
+        jobs.get(0)?,
+        jobs.get(-1)?
+    );
+    println!(
+        "popleft -> {:?}; pop -> {:?}; {} left",
+        jobs.popleft()?,
+        jobs.pop()?,
+        jobs.len()?
+    );
+    let recent = jobs.clone().with_maxlen(Some(2))?; // maxlen belongs to the handle
+    recent.append("release")?;
+    println!(
+        "a handle with maxlen 2 keeps the newest: {:?}",
+        jobs.iter().collect::<Result<Vec<_>, _>>()?
+    );
+    match jobs.get(10) {
+        Err(e) => println!("get(10) -> {e}"),
+        Ok(v) => println!("unexpected {v:?}"),
+    }
+
+    step("Index: a persistent mapping in insertion order, python's Index on the same files");
+    let users: Index<String, User> = Index::open(root.join("index"))?;
+    users.insert("ada", &ada)?;
+    let grace = User {
+        name: "Grace".into(),
+        langs: vec!["COBOL".into()],
+        admin: false,
+    };
+    users.insert("grace", &grace)?;
+    users.insert("ada", &ada)?; // overwriting keeps the place
+    let names: Vec<String> = users.keys().collect::<Result<_, _>>()?;
+    println!("keys in insertion order: {names:?}");
+    println!(
+        "get(\"grace\") = {:?}",
+        users.get("grace")?.map(|u| u.langs)
+    );
+    println!(
+        "popitem(last) -> {:?}; setdefault keeps an existing value: {:?}",
+        users.popitem(true)?.map(|(k, _)| k),
+        users.setdefault("ada", grace)?.name
+    );
 
     step("Iteration in insertion order, in pages (no connection held between pages)");
     let keys: Vec<dcache::Value> = cache.keys()?.collect::<Result<_, _>>()?;
@@ -298,7 +348,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         started.elapsed(),
         root.display()
     );
-    drop((cache, small, mp, js, fanout, sessions, sync));
+    drop((
+        cache, small, mp, js, fanout, sessions, sync, jobs, recent, users,
+    ));
     std::fs::remove_dir_all(&root)?;
     Ok(())
 }

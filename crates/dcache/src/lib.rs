@@ -42,6 +42,7 @@
 //! - [`sync`]: [`Lock`], [`RLock`], [`BoundedSemaphore`] and [`Averager`], shared by threads
 //!   and processes (python's and Rust's alike) through any [`Storage`]; their guards and
 //!   their own error type, [`sync::Error`].
+//! - [`collections`]: the persistent [`Deque`] and [`Index`] (python's `Deque` and `Index`).
 //!
 //! # Keys and values
 //!
@@ -54,11 +55,13 @@
 //!
 //! None.
 
+pub use dcache_collections as collections;
 pub use dcache_core as cache;
 pub use dcache_disk as disk;
 pub use dcache_fanout as fanout;
 pub use dcache_sync as sync;
 
+pub use dcache_collections::{Deque, Index};
 pub use dcache_core::{
     Cache, CacheBuilder, Clock, Durability, Entry, Error, EvictionPolicy, ManualClock, Memoized,
     PushOptions, QueueKey, Result, SetOptions, Settings, Side, Stats, Storage, SystemClock, Tag,
