@@ -202,7 +202,47 @@ fn native_keys_and_values_round_trip_with_their_types() -> TestResult {
     let expected_keys: Vec<Json> = cases.iter().map(|(k, _)| tag(&k.value())).collect();
     assert_eq!(keys, expected_keys);
     assert_eq!(cache.len()?, cases.len() as u64);
+    // Keys compare as SQLite compares them: the float -1.0 finds python's int key -1, the
+    // int 0 its float key -0.0; the str "" and the bytes b"" are two keys.
+    assert_eq!(cache.get::<i64>(-1.0)?, Some(0));
+    assert_eq!(cache.get::<f64>(0)?, Some(f64::INFINITY));
+    assert_eq!(cache.get::<String>("")?.as_deref(), Some(""));
+    assert_eq!(cache.get::<Vec<u8>>(&b""[..])?, Some(vec![]));
     assert_eq!(cache.check(false)?, []);
+    Ok(())
+}
+
+#[test]
+fn streamed_values_are_binary_files_both_ways() -> TestResult {
+    let py = require_python!();
+    let (rust_dir, py_dir) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    // Small, yet a file: a stream always is (python's `set(read=True)`).
+    let payload = pattern(1_000);
+    let cache = Cache::open(rust_dir.path())?;
+    cache.set_reader("stream", &mut &payload[..], SetOptions::new())?;
+    let out = py.call(
+        SCRIPT,
+        "streams",
+        &json!({
+            "rust_dir": path_str(rust_dir.path()),
+            "py_dir": path_str(py_dir.path()),
+            "payload": common::tagged::hex(&payload),
+        }),
+    );
+    assert_eq!(out["whole"], true);
+    assert_eq!(out["streamed"], true);
+    assert_eq!(out["rust_rows"], out["py_rows"]);
+    assert_eq!(out["py_rows"][0]["mode"], 2);
+    assert_eq!(out["py_rows"][0]["file"], true);
+
+    let cache = Cache::open(py_dir.path())?;
+    assert_eq!(cache.get_bytes("stream")?.as_ref(), Some(&payload));
+    let mut streamed = Vec::new();
+    std::io::Read::read_to_end(
+        &mut cache.read("stream")?.expect("python's stream"),
+        &mut streamed,
+    )?;
+    assert_eq!(streamed, payload);
     Ok(())
 }
 
@@ -223,6 +263,11 @@ fn nan_keys_are_refused_and_python_nan_rows_are_harmless() -> TestResult {
             "{err}"
         );
     }
+    // A NaN tag too (python would store no tag).
+    let err = cache
+        .set_with("k", 1, SetOptions::new().tag(f64::NAN))
+        .expect_err("a NaN tag must be refused");
+    assert!(matches!(err, dcache::Error::NanTag), "{err}");
     assert_eq!(cache.len()?, 0);
 
     // Python binds NaN as NULL: each set adds a row that no lookup finds.
@@ -874,6 +919,66 @@ fn check_fix_keeps_young_unknown_files_that_python_removes() -> TestResult {
     );
     assert_eq!(out["warnings"].as_array().unwrap().len(), 1, "{out}");
     assert_eq!(out["exists"], false);
+    Ok(())
+}
+
+#[test]
+fn check_fix_removes_nested_empty_directories_in_one_pass() -> TestResult {
+    let py = require_python!();
+    let (rust_dir, py_dir) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    for dir in [&rust_dir, &py_dir] {
+        Cache::open(dir.path())?;
+        std::fs::create_dir_all(dir.path().join("ab/cd"))?;
+    }
+    // dcache visits the deepest directories first, so a parent the fix empties goes too.
+    let cache = Cache::open(rust_dir.path())?;
+    let warnings = cache.check(true)?;
+    assert_eq!(
+        warnings,
+        [
+            Warning::EmptyDir {
+                path: rust_dir.path().join("ab/cd")
+            },
+            Warning::EmptyDir {
+                path: rust_dir.path().join("ab")
+            },
+        ]
+    );
+    assert_eq!(cache.check(false)?, []);
+    // Python walks top-down: the emptied parent is only found by the next check.
+    let out = py.call(
+        SCRIPT,
+        "nested_empty_dirs",
+        &json!({ "dir": path_str(py_dir.path()) }),
+    );
+    assert_eq!(
+        out,
+        json!([
+            ["empty directory: <dir>/ab/cd"],
+            ["empty directory: <dir>/ab"],
+            [],
+        ])
+    );
+    Ok(())
+}
+
+#[test]
+fn incr_counts_integers_where_python_also_adds_to_floats() -> TestResult {
+    let py = require_python!();
+    let dir = tempfile::tempdir()?;
+    let out = py.call(
+        SCRIPT,
+        "float_counter",
+        &json!({ "dir": path_str(dir.path()) }),
+    );
+    assert_eq!(out, json!({ "float": 2.5, "int": 2 }));
+    let cache = Cache::open(dir.path())?;
+    assert_eq!(cache.incr("int", 1)?, 3);
+    let err = cache
+        .incr("float", 1)
+        .expect_err("a float is not a counter");
+    assert!(matches!(err, dcache::Error::NotAnInteger { .. }), "{err}");
+    assert_eq!(cache.get::<f64>("float")?, Some(2.5), "left as it was");
     Ok(())
 }
 

@@ -165,6 +165,7 @@ fn json_disk_directories_are_python_jsondisk_directories() -> TestResult {
     cache.set("from-rust", json!({"x": [1, 2]}))?;
     cache.set("rust-bytes", &b"ab"[..])?;
     cache.set("rust-inf", f64::INFINITY)?;
+    cache.set("rust-nan", f64::NAN)?;
     let out = py.call(
         SCRIPT,
         "json_disk_after",
@@ -176,6 +177,7 @@ fn json_disk_directories_are_python_jsondisk_directories() -> TestResult {
             "rust_value": {"x": [1, 2]},
             "bytes_value": [97, 98],
             "inf_is_inf": true,
+            "nan_is_nan": true,
             "check": [],
         })
     );

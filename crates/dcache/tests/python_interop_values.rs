@@ -311,6 +311,9 @@ fn structured_keys_are_iterated_both_ways_and_simple_tuples_are_shared() -> Test
         Value::BigInt(BigInt::from_u128(u128::from(u64::MAX))),
         Value::Bool(true),
         tuple(vec![tuple(vec![Value::from(1), Value::from(2)]), s("a")]),
+        // A struct is a dict: python never hashes a Cache key, it pickles it, so it can look
+        // up a dict key too.
+        dict(vec![(s("x"), Value::from(1)), (s("y"), Value::from(2))]),
     ];
     let out = py.call(
         SCRIPT,
@@ -323,16 +326,14 @@ fn structured_keys_are_iterated_both_ways_and_simple_tuples_are_shared() -> Test
     );
     // Python lists every key dcache wrote, structs and lists included.
     let mut expected_keys: Vec<Json> = shared.iter().map(tag).collect();
-    expected_keys.push(tag(&dict(vec![
-        (s("x"), Value::from(1)),
-        (s("y"), Value::from(2)),
-    ])));
     expected_keys.push(tag(&Value::List(vec![Value::from(1), Value::from(2)])));
     expected_keys.push(tag(&tuple(vec![s("a"), s("a")])));
     assert_eq!(out["keys"], Json::Array(expected_keys));
     // dcache's pickles of these keys are python's bytes, so python finds each row by its own
     // equal key.
-    let values: Vec<Json> = ["t1", "t2", "t3", "t4", "t5", "t6"].map(t).to_vec();
+    let values: Vec<Json> = ["t1", "t2", "t3", "t4", "t5", "t6", "struct"]
+        .map(t)
+        .to_vec();
     assert_eq!(out["lookups"], Json::Array(values));
     for (i, py_bytes) in out["py_bytes"].as_array().unwrap().iter().enumerate() {
         assert_eq!(
@@ -347,7 +348,7 @@ fn structured_keys_are_iterated_both_ways_and_simple_tuples_are_shared() -> Test
         .keys::<Value>()?
         .map(|k| k.map(|k| tag(&k)))
         .collect::<Result<_, _>>()?;
-    let mut expected_keys: Vec<Json> = shared.iter().map(tag).collect();
+    let mut expected_keys: Vec<Json> = shared[..6].iter().map(tag).collect();
     expected_keys.push(tag(&Value::FrozenSet(vec![Value::from(1)])));
     expected_keys.push(tag(&Value::BigInt(BigInt::from_i128(1 << 100))));
     expected_keys.push(tag(&tuple(vec![s("a"), s("a")])));

@@ -82,6 +82,13 @@ macro_rules! require_python {
 }
 
 impl Python {
+    /// A command running the interpreter; it writes no `__pycache__` beside the scripts.
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.exe);
+        command.env("PYTHONDONTWRITEBYTECODE", "1");
+        command
+    }
+
     /// The interpreter's path.
     pub fn exe(&self) -> &Path {
         &self.exe
@@ -90,7 +97,8 @@ impl Python {
     /// Runs `code` with `args` (as `sys.argv[1:]`) and `stdin`; returns stdout. Panics with
     /// python's stderr when it fails.
     pub fn run(&self, code: &str, args: &[&str], stdin: &str) -> String {
-        let mut child = Command::new(&self.exe)
+        let mut child = self
+            .command()
             .arg("-c")
             .arg(code)
             .args(args)
@@ -131,7 +139,8 @@ impl Python {
     /// [`script`](Self::script) with `stdin`.
     pub fn script_with_input(&self, name: &str, args: &[&str], stdin: &str) -> String {
         let path = Self::script_path(name);
-        let mut child = Command::new(&self.exe)
+        let mut child = self
+            .command()
             .arg(&path)
             .args(args)
             .stdin(Stdio::piped())
@@ -170,7 +179,7 @@ impl Python {
     /// Starts a script in the background (for concurrent tests); stdin, stdout and stderr are
     /// piped.
     pub fn spawn_script(&self, name: &str, args: &[&str]) -> std::process::Child {
-        Command::new(&self.exe)
+        self.command()
             .arg(Self::script_path(name))
             .args(args)
             .stdin(Stdio::piped())

@@ -4,6 +4,7 @@ Each command reads what dcache wrote, writes the same thing with python-diskcach
 to read, and reports what it saw; see common.py for the protocol.
 """
 
+import io
 import os
 import time
 
@@ -299,6 +300,37 @@ def cull_policy_none(data):
         return {'removed': removed, 'len': len(c)}
 
 
+def streams(data):
+    """Reads dcache's streamed value; streams one of its own (``read=True``)."""
+    payload = bytes.fromhex(data['payload'])
+    with Cache(data['rust_dir']) as c:
+        whole = c['stream'] == payload
+        with c.read('stream') as f:
+            streamed = f.read() == payload
+    with Cache(data['py_dir']) as c:
+        c.set('stream', io.BytesIO(payload), read=True)
+    return {
+        'whole': whole,
+        'streamed': streamed,
+        'rust_rows': rows(data['rust_dir']),
+        'py_rows': rows(data['py_dir']),
+    }
+
+
+def nested_empty_dirs(data):
+    """Python's check(fix=True) walks top-down: a parent emptied by the fix is found next time."""
+    with Cache(data['dir']) as c:
+        return [warnings_of(c, True), warnings_of(c, True), warnings_of(c, True)]
+
+
+def float_counter(data):
+    """Python's incr adds to a float value; dcache's counts integers only."""
+    with Cache(data['dir']) as c:
+        c['float'] = 1.5
+        c['int'] = 1
+        return {'float': c.incr('float'), 'int': c.incr('int')}
+
+
 def reset_setting(data):
     with Cache(data['dir']) as c:
         c.reset(data['name'], data['value'])
@@ -319,4 +351,7 @@ main({
     'expire_boundary': expire_boundary,
     'cull_policy_none': cull_policy_none,
     'reset_setting': reset_setting,
+    'streams': streams,
+    'nested_empty_dirs': nested_empty_dirs,
+    'float_counter': float_counter,
 })

@@ -70,11 +70,6 @@ def dec(j):
     raise ValueError('unknown tag %r' % kind)
 
 
-def opt(j):
-    """``dec`` for a value that may be JSON null (no expiry, no tag)."""
-    return None if j is None else dec(j)
-
-
 def column(v):
     """Tagged JSON for an SQLite column value (blobs as bytes)."""
     return enc(bytes(v) if isinstance(v, (bytes, memoryview)) else v)

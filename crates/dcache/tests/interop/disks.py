@@ -1,6 +1,7 @@
 """python-diskcache's side of crates/dcache/tests/python_interop_disks.rs: MsgpackDisk
 directories, JSONDisk directories, and text value files."""
 
+import math
 import os
 
 from diskcache import Cache, JSONDisk
@@ -76,6 +77,7 @@ def json_disk_after(data):
             'rust_value': c.get('from-rust'),
             'bytes_value': c.get('rust-bytes'),
             'inf_is_inf': c.get('rust-inf') == float('inf'),
+            'nan_is_nan': math.isnan(c.get('rust-nan')),
             'check': warnings_of(c, False),
         }
 
