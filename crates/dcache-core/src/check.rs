@@ -240,9 +240,13 @@ impl<D: DiskFormat> Cache<D> {
                     }
                 }
             }
+            // Every row counts, NULL keys included: `Settings.count` is kept by triggers on
+            // every insert and delete, and python stores a NaN key as NULL. (Python counts
+            // `COUNT(key)` here, so its `check(fix=True)` sets the count too low on such a
+            // cache, and `len()` later goes negative.)
             let (recorded_count, actual_count): (i64, i64) = sql
                 .query_row(
-                    "SELECT (SELECT value FROM Settings WHERE key = 'count'), (SELECT COUNT(key) FROM Cache)",
+                    "SELECT (SELECT value FROM Settings WHERE key = 'count'), (SELECT COUNT(*) FROM Cache)",
                     [],
                     |r| Ok((r.get::<_, Option<i64>>(0)?.unwrap_or(0), r.get(1)?)),
                 )

@@ -316,6 +316,28 @@ fn check_fix_keeps_young_unknown_files() -> TestResult {
 }
 
 #[test]
+fn check_counts_rows_with_null_keys() -> TestResult {
+    // python-diskcache binds a NaN key as NULL: each `cache[nan] = v` adds such a row.
+    let dir = tempfile::tempdir()?;
+    let cache = Cache::open(dir.path())?;
+    cache.set("x", 3)?;
+    let db = rusqlite::Connection::open(dir.path().join("cache.db"))?;
+    for value in [1, 2] {
+        db.execute(
+            "INSERT INTO Cache (key, raw, store_time, expire_time, access_time, access_count, \
+             tag, size, mode, filename, value) VALUES (NULL, 1, 0, NULL, 0, 0, NULL, 0, 1, NULL, ?1)",
+            [value],
+        )?;
+    }
+    assert_eq!(cache.len()?, 3);
+    assert_eq!(cache.check(false)?, []);
+    assert_eq!(cache.check(true)?, []);
+    assert_eq!(cache.clear()?, 3);
+    assert_eq!(cache.len()?, 0);
+    Ok(())
+}
+
+#[test]
 fn check_fix_repairs_a_corrupt_header_with_vacuum() -> TestResult {
     use std::io::{Seek, SeekFrom, Write};
     let dir = tempfile::tempdir()?;

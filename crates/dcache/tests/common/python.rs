@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use serde_json::Value as Json;
+
 /// The python-diskcache version the interop tests are written against.
 pub const DISKCACHE_VERSION: &str = "5.6.3";
 
@@ -80,6 +82,13 @@ macro_rules! require_python {
 }
 
 impl Python {
+    /// A command running the interpreter; it writes no `__pycache__` beside the scripts.
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.exe);
+        command.env("PYTHONDONTWRITEBYTECODE", "1");
+        command
+    }
+
     /// The interpreter's path.
     pub fn exe(&self) -> &Path {
         &self.exe
@@ -88,7 +97,8 @@ impl Python {
     /// Runs `code` with `args` (as `sys.argv[1:]`) and `stdin`; returns stdout. Panics with
     /// python's stderr when it fails.
     pub fn run(&self, code: &str, args: &[&str], stdin: &str) -> String {
-        let mut child = Command::new(&self.exe)
+        let mut child = self
+            .command()
             .arg("-c")
             .arg(code)
             .args(args)
@@ -113,24 +123,66 @@ impl Python {
         String::from_utf8(out.stdout).expect("python wrote UTF-8")
     }
 
-    /// Runs a script from `crates/dcache/tests/interop/` with `args`; returns stdout.
-    pub fn script(&self, name: &str, args: &[&str]) -> String {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+    /// The path of a script in `crates/dcache/tests/interop/`.
+    pub fn script_path(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/interop")
-            .join(name);
-        let code =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        self.run(&code, args, "")
+            .join(name)
     }
 
-    /// Starts a script in the background (for concurrent tests); stdout and stderr are piped.
-    pub fn spawn_script(&self, name: &str, args: &[&str]) -> std::process::Child {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/interop")
-            .join(name);
-        Command::new(&self.exe)
+    /// Runs a script from `crates/dcache/tests/interop/` with `args`; returns stdout. The
+    /// script runs from its file, so it can import its sibling `common.py`.
+    pub fn script(&self, name: &str, args: &[&str]) -> String {
+        self.script_with_input(name, args, "")
+    }
+
+    /// [`script`](Self::script) with `stdin`.
+    pub fn script_with_input(&self, name: &str, args: &[&str], stdin: &str) -> String {
+        let path = Self::script_path(name);
+        let mut child = self
+            .command()
             .arg(&path)
             .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn python script");
+        let mut input = child.stdin.take().expect("stdin");
+        // Written from a thread: a script may fill its stdout before reading all of stdin.
+        let stdin = stdin.to_owned();
+        let writer = std::thread::spawn(move || input.write_all(stdin.as_bytes()));
+        let out = child.wait_with_output().expect("wait for python");
+        writer
+            .join()
+            .expect("stdin writer thread")
+            .expect("write stdin");
+        assert!(
+            out.status.success(),
+            "python {} {args:?} failed ({}):\n{}",
+            path.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("python wrote UTF-8")
+    }
+
+    /// Runs `command` of an interop script (`python <script> <command>`), sending `input` as
+    /// JSON on stdin; returns the JSON the command printed. Panics with python's stderr when
+    /// the script fails.
+    pub fn call(&self, script: &str, command: &str, input: &Json) -> Json {
+        let out = self.script_with_input(script, &[command], &input.to_string());
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{script} {command} printed invalid JSON ({e}): {out}"))
+    }
+
+    /// Starts a script in the background (for concurrent tests); stdin, stdout and stderr are
+    /// piped.
+    pub fn spawn_script(&self, name: &str, args: &[&str]) -> std::process::Child {
+        self.command()
+            .arg(Self::script_path(name))
+            .args(args)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
