@@ -14,6 +14,10 @@ pub enum Error {
     #[error(transparent)]
     Cache(#[from] dcache_core::Error),
 
+    /// A sub-collection (`deque`, `index`) reported an error.
+    #[error(transparent)]
+    Collection(#[from] dcache_collections::Error),
+
     /// The directory holds a different number of shards than was asked for. python-diskcache
     /// stores no shard count: opening with another count would send keys to the wrong shards.
     #[error(

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use dcache_collections::{Deque, Index};
 use dcache_core::{
     Cache, CacheBuilder, Clock, Durability, Entry, Memoized, SetOptions, Settings, Stats, Storage,
     Update, ValueReader, Warning,
@@ -897,6 +898,59 @@ impl<D: DiskFormat> FanoutCache<D> {
     /// backslash; any error of opening the cache.
     pub fn cache(&self, name: &str) -> Result<Cache<D>> {
         self.subcache("cache", name, None)
+    }
+
+    /// The persistent deque `name`, in `deque/<name>` (python's `FanoutCache.deque(name)`):
+    /// its cache is opened once per name with eviction policy `none` and shared by every
+    /// handle; `maxlen` belongs to the handle (python does not store it either).
+    ///
+    /// # Errors
+    ///
+    /// As [`cache`](Self::cache).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let fanout = dcache_fanout::FanoutCache::temp()?;
+    /// let jobs = fanout.deque::<String>("jobs")?;
+    /// jobs.append("build")?;
+    /// assert_eq!(fanout.deque::<String>("jobs")?.popleft()?, "build");
+    /// # Ok::<(), dcache_fanout::Error>(())
+    /// ```
+    pub fn deque<T>(&self, name: &str) -> Result<Deque<T, D>> {
+        self.deque_with_maxlen(name, None)
+    }
+
+    /// [`deque`](Self::deque) with a maximum length for this handle (trimmed from the
+    /// opposite end on push, as python's).
+    ///
+    /// # Errors
+    ///
+    /// As [`cache`](Self::cache), and trimming errors.
+    pub fn deque_with_maxlen<T>(&self, name: &str, maxlen: Option<u64>) -> Result<Deque<T, D>> {
+        let cache = self.subcache("deque", name, Some(dcache_core::EvictionPolicy::None))?;
+        Ok(Deque::from_cache(cache).with_maxlen(maxlen)?)
+    }
+
+    /// The persistent insertion-ordered mapping `name`, in `index/<name>` (python's
+    /// `FanoutCache.index(name)`), its cache opened once per name with eviction policy `none`.
+    ///
+    /// # Errors
+    ///
+    /// As [`cache`](Self::cache).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let fanout = dcache_fanout::FanoutCache::temp()?;
+    /// let users = fanout.index::<String, u32>("users")?;
+    /// users.insert("ada", &36)?;
+    /// assert_eq!(users.get("ada")?, Some(36));
+    /// # Ok::<(), dcache_fanout::Error>(())
+    /// ```
+    pub fn index<K, V>(&self, name: &str) -> Result<Index<K, V, D>> {
+        let cache = self.subcache("index", name, Some(dcache_core::EvictionPolicy::None))?;
+        Ok(Index::from_cache(cache))
     }
 
     /// Opens (once per kind and name) the cache under `<kind>/<name>`.

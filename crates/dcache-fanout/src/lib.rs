@@ -19,6 +19,8 @@
 //! assert_eq!(cache.len()?, 100);
 //! assert_eq!(cache.get::<i64>(7)?, Some(49));
 //! let sessions = cache.cache("sessions")?; // a full Cache in cache/sessions
+//! let jobs = cache.deque::<String>("jobs")?; // a Deque in deque/jobs
+//! jobs.append("build")?;
 //! sessions.set("ada", 1)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -441,3 +441,50 @@ fn sub_caches_are_shared_per_name_and_names_are_checked() -> TestResult {
     assert_eq!(FanoutCache::open(cache.directory())?.shard_count(), 8);
     Ok(())
 }
+
+#[test]
+fn deques_and_indexes_live_in_their_subdirectories_and_are_shared() -> TestResult {
+    let cache = FanoutCache::temp()?;
+    let jobs = cache.deque::<String>("jobs")?;
+    jobs.append("build")?;
+    jobs.append("test")?;
+    assert!(cache.directory().join("deque/jobs/cache.db").exists());
+    let other = cache.deque::<String>("jobs")?;
+    assert_eq!(other.len()?, 2, "same deque per name");
+    assert_eq!(other.popleft()?, "build");
+    let bounded = cache.deque_with_maxlen::<String>("jobs", Some(1))?;
+    bounded.append("deploy")?;
+    assert_eq!(jobs.len()?, 1, "maxlen trims, per handle");
+    assert_eq!(jobs.peek()?, "deploy");
+    assert_eq!(
+        cache.cache("x")?.settings().eviction_policy,
+        dcache_core::EvictionPolicy::LeastRecentlyStored
+    );
+    assert_eq!(
+        jobs.cache().settings().eviction_policy,
+        dcache_core::EvictionPolicy::None,
+        "collections never evict"
+    );
+    let users = cache.index::<String, u32>("users/active")?;
+    users.insert("ada", &36)?;
+    users.insert("grace", &45)?;
+    assert_eq!(
+        cache.index::<String, u32>("users/active")?.get("grace")?,
+        Some(45)
+    );
+    assert!(
+        cache
+            .directory()
+            .join("index/users/active/cache.db")
+            .exists()
+    );
+    assert!(matches!(
+        cache.index::<String, u32>("../escape"),
+        Err(Error::InvalidName { .. })
+    ));
+    assert!(matches!(
+        cache.deque::<String>(""),
+        Err(Error::InvalidName { .. })
+    ));
+    Ok(())
+}

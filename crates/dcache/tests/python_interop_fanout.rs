@@ -149,3 +149,34 @@ sys.stdout.write('ok')
     assert_eq!(check, "ok");
     Ok(())
 }
+
+#[test]
+fn fanout_sub_collections_are_shared_with_python() -> TestResult {
+    let py = require_python!();
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().to_str().unwrap();
+    let rust = FanoutCache::open(dir.path())?;
+    let jobs = rust.deque::<String>("jobs")?;
+    jobs.append("rust-1")?;
+    let users = rust.index::<String, i64>("users")?;
+    users.insert("ada", &1)?;
+    rust.cache("misc")?.set("k", "v")?;
+    let out = py.run(
+        r#"
+import sys, diskcache
+c = diskcache.FanoutCache(sys.argv[1])
+d = c.deque('jobs')
+d.append('python-1')
+ix = c.index('users')
+ix['grace'] = 2
+sys.stdout.write('%s|%s|%s' % (list(d), list(ix.items()), c.cache('misc')['k']))
+"#,
+        &[path],
+        "",
+    );
+    assert_eq!(out, "['rust-1', 'python-1']|[('ada', 1), ('grace', 2)]|v");
+    let items: Vec<String> = jobs.iter().collect::<Result<_, _>>()?;
+    assert_eq!(items, ["rust-1", "python-1"]);
+    assert_eq!(users.get("grace")?, Some(2));
+    Ok(())
+}
