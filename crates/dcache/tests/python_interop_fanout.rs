@@ -162,7 +162,7 @@ fn fanout_sub_collections_are_shared_with_python() -> TestResult {
     users.insert("ada", &1)?;
     rust.cache("misc")?.set("k", "v")?;
     let out = py.run(
-        r#"
+        r"
 import sys, diskcache
 c = diskcache.FanoutCache(sys.argv[1])
 d = c.deque('jobs')
@@ -170,7 +170,7 @@ d.append('python-1')
 ix = c.index('users')
 ix['grace'] = 2
 sys.stdout.write('%s|%s|%s' % (list(d), list(ix.items()), c.cache('misc')['k']))
-"#,
+",
         &[path],
         "",
     );
