@@ -461,8 +461,8 @@ fn msgpack_encode<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>> {
 /// bypass JSON and are stored as plain bytes, as python does.
 ///
 /// JSON has no bytes type: a byte string is written as an array of numbers (python's
-/// `json.dumps` refuses bytes). Python writes `NaN` and `Infinity` for non-finite floats, which
-/// are not JSON; reading such a value back fails with a decode error.
+/// `json.dumps` refuses bytes). Non-finite floats are written and read as python does
+/// (`NaN`, `Infinity`, `-Infinity`, which are not standard JSON).
 ///
 /// # Examples
 ///
@@ -538,7 +538,9 @@ impl JsonDisk {
         flate2::read::ZlibDecoder::new(compressed)
             .read_to_end(&mut json)
             .map_err(|e| Error::decode(Format::Zlib, e))?;
-        serde_json::from_slice(&json).map_err(|e| Error::decode(Format::Json, e))
+        // python's reader, not serde_json: json.dumps writes NaN and Infinity for non-finite
+        // floats, which standard JSON parsers refuse.
+        pyjson::from_slice_value(&json)
     }
 
     fn stored_blob(stored: StoredRef<'_>, files: &FileStore) -> Result<Vec<u8>> {

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use common::path_str;
 use common::tagged::{t, tag};
-use dcache::disk::{Error as DiskError, Format, SqlValue};
-use dcache::{Cache, Error, JsonDisk, MsgpackDisk, Value};
+use dcache::disk::SqlValue;
+use dcache::{Cache, JsonDisk, MsgpackDisk, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
@@ -146,20 +146,9 @@ fn json_disk_directories_are_python_jsondisk_directories() -> TestResult {
         .collect();
     expected_keys.extend([json!("nan"), json!("inf")]);
     assert_eq!(keys, expected_keys);
-    // Python writes NaN and Infinity, which are not JSON: dcache reports a decode error.
-    for key in ["nan", "inf"] {
-        let err = cache.get::<Json>(key).expect_err("not JSON");
-        assert!(
-            matches!(
-                err,
-                Error::Disk(DiskError::Decode {
-                    format: Format::Json,
-                    ..
-                })
-            ),
-            "{err}"
-        );
-    }
+    // Python writes NaN and Infinity (not standard JSON); dcache reads them as python does.
+    assert!(cache.get::<f64>("nan")?.is_some_and(f64::is_nan));
+    assert_eq!(cache.get::<f64>("inf")?, Some(f64::INFINITY));
     // JSON has no bytes: a Rust byte string becomes a list of numbers. Infinity is written as
     // python writes it.
     cache.set("from-rust", json!({"x": [1, 2]}))?;
@@ -299,5 +288,37 @@ fn text_value_files_are_read_byte_exact_where_python_translates_newlines() -> Te
     // dcache reads python's text file as the exact string python stored.
     let cache = Cache::open(py_dir.path())?;
     assert_eq!(cache.get::<String>("crlf")?.as_ref(), Some(&text));
+    Ok(())
+}
+
+#[test]
+fn json_disk_non_finite_floats_cross_both_ways() -> TestResult {
+    let py = require_python!();
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().to_str().unwrap();
+    let rust = Cache::builder().disk(JsonDisk::new()).open(dir.path())?;
+    rust.set(
+        "rust",
+        vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0],
+    )?;
+    let out = py.run(
+        r"
+import sys, math, diskcache
+c = diskcache.Cache(sys.argv[1], disk=diskcache.JSONDisk)
+v = c['rust']
+assert math.isnan(v[0]) and v[1] == math.inf and v[2] == -math.inf and math.copysign(1, v[3]) == -1, v
+c['python'] = {'x': [float('nan'), float('inf'), -float('inf')]}
+sys.stdout.write('ok')
+",
+        &[path],
+        "",
+    );
+    assert_eq!(out, "ok");
+    let back: std::collections::BTreeMap<String, Vec<f64>> =
+        rust.get("python")?.expect("python wrote it");
+    let x = &back["x"];
+    assert!(x[0].is_nan() && x[1] == f64::INFINITY && x[2] == f64::NEG_INFINITY);
+    let ours: Vec<f64> = rust.get("rust")?.expect("written above");
+    assert!(ours[0].is_nan() && ours[3].is_sign_negative());
     Ok(())
 }

@@ -45,6 +45,10 @@
 //! - python `str` may hold lone surrogates (`"\ud800"`); Rust strings cannot, so such keys have no
 //!   Rust counterpart.
 
+mod read;
+
+pub use read::from_slice_value;
+
 use std::fmt::{self, Write as _};
 use std::io;
 
