@@ -16,9 +16,16 @@ pub(crate) const ALLOWED: &[(&str, &[&str])] = &[
     ("dcache-core", &["dcache-disk"]),
     ("dcache-fanout", &["dcache-disk", "dcache-core"]),
     ("dcache-sync", &["dcache-core"]),
+    ("dcache-recipes", &["dcache-core", "dcache-sync"]),
     (
         "dcache",
-        &["dcache-disk", "dcache-core", "dcache-fanout", "dcache-sync"],
+        &[
+            "dcache-disk",
+            "dcache-core",
+            "dcache-fanout",
+            "dcache-sync",
+            "dcache-recipes",
+        ],
     ),
     ("xtask", &[]),
 ];

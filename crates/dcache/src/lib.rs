@@ -42,6 +42,10 @@
 //! - [`sync`]: [`Lock`], [`RLock`], [`BoundedSemaphore`] and [`Averager`], shared by threads
 //!   and processes (python's and Rust's alike) through any [`Storage`]; their guards and
 //!   their own error type, [`sync::Error`].
+//! - [`recipes`]: [`Throttle`] (at most N calls per period), [`Barrier`] (one call at a time)
+//!   and [`MemoizeStampede`] (memoization that recomputes results in the background before
+//!   they expire), shared by threads and processes through any [`Storage`]; their error
+//!   type, [`recipes::Error`].
 //!
 //! # Keys and values
 //!
@@ -57,6 +61,7 @@
 pub use dcache_core as cache;
 pub use dcache_disk as disk;
 pub use dcache_fanout as fanout;
+pub use dcache_recipes as recipes;
 pub use dcache_sync as sync;
 
 pub use dcache_core::{
@@ -66,6 +71,7 @@ pub use dcache_core::{
 };
 pub use dcache_disk::{Disk, DiskFormat, JsonDisk, MsgpackDisk, Value};
 pub use dcache_fanout::{FanoutCache, FanoutCacheBuilder};
+pub use dcache_recipes::{Barrier, BarrierLock, MemoizeStampede, Throttle};
 pub use dcache_sync::{Averager, BoundedSemaphore, Lock, RLock};
 
 /// The README's examples, compiled and run as doctests.
