@@ -20,6 +20,7 @@ pub(crate) const ALLOWED: &[(&str, &[&str])] = &[
         &["dcache-disk", "dcache-core", "dcache-collections"],
     ),
     ("dcache-sync", &["dcache-core"]),
+    ("dcache-recipes", &["dcache-core", "dcache-sync"]),
     (
         "dcache",
         &[
@@ -28,6 +29,7 @@ pub(crate) const ALLOWED: &[(&str, &[&str])] = &[
             "dcache-collections",
             "dcache-fanout",
             "dcache-sync",
+            "dcache-recipes",
         ],
     ),
     ("xtask", &[]),

@@ -6,8 +6,8 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 
 use dcache::{
-    Averager, BoundedSemaphore, Cache, Deque, EvictionPolicy, Index, JsonDisk, Lock, MsgpackDisk,
-    PushOptions, RLock, SetOptions, Side, Storage, Update,
+    Averager, Barrier, BoundedSemaphore, Cache, Deque, EvictionPolicy, Index, JsonDisk, Lock,
+    MemoizeStampede, MsgpackDisk, PushOptions, RLock, SetOptions, Side, Storage, Throttle, Update,
 };
 use serde::{Deserialize, Serialize};
 
@@ -273,6 +273,70 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         latency.get()?,
         latency.pop()?,
         latency.get()?
+    );
+
+    step(
+        "Recipes: a throttle, a barrier and stampede-proof memoization (python's recipes, same keys)",
+    );
+    // A token bucket shared by every thread and process: a burst of 20, then 100 calls a second.
+    let throttle = Throttle::new(sync.clone(), "api", 20, Duration::from_millis(200))?;
+    let throttled = Instant::now();
+    for _ in 0..40 {
+        throttle.wait()?;
+    }
+    println!(
+        "40 calls through a throttle of 20 per 200 ms took {:?} (20 at once, then one per 10 ms)",
+        throttled.elapsed()
+    );
+    // One call at a time across threads and processes.
+    let barrier = Barrier::new(sync.clone(), "migration").expire(Duration::from_secs(60));
+    let migrate = barrier.wrap(|step: u32| -> Result<u32, dcache::recipes::Error> {
+        let n = sync.get::<i64>("migrated")?.unwrap_or(0);
+        sync.set("migrated", n + 1)?; // serialized by the barrier
+        Ok(step)
+    });
+    std::thread::scope(|s| -> Result<(), dcache::recipes::Error> {
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let migrate = &migrate;
+                s.spawn(move || (0..10).try_for_each(|i| migrate(t * 10 + i).map(drop)))
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("worker thread")?;
+        }
+        Ok(())
+    })?;
+    drop(migrate);
+    println!(
+        "4 threads x 10 calls through a barrier: migrated = {:?}",
+        sync.get::<i64>("migrated")?
+    );
+    // Results cached for a minute and recomputed in the background shortly before they expire,
+    // so callers never all miss at once.
+    let memo = MemoizeStampede::new(sync.clone(), "slow_square", Duration::from_secs(60));
+    let slow_square = |&(n,): &(u64,)| -> Result<u64, dcache::recipes::Error> {
+        std::thread::sleep(Duration::from_millis(50));
+        Ok(n * n)
+    };
+    let computed = Instant::now();
+    let first = memo.call((12,), slow_square)?;
+    let computed = computed.elapsed();
+    let cached = Instant::now();
+    let second = memo.call((12,), slow_square)?;
+    println!(
+        "slow_square(12) = {first} computed in {computed:?}; again = {second} from the cache in {:?}",
+        cached.elapsed()
+    );
+    // They compose: a throttled, memoized function (every call counts against the throttle).
+    let lookup = Throttle::new(sync.clone(), "lookups", 100, Duration::from_secs(1))?.wrap(
+        MemoizeStampede::new(sync.clone(), "lookup", Duration::from_secs(300)).wrap(
+            |(user,): &(String,)| Ok::<_, dcache::recipes::Error>(format!("profile of {user}")),
+        ),
+    );
+    println!(
+        "throttled, memoized lookup: {}",
+        lookup(("ada".to_owned(),))?
     );
 
     step("Eviction: a size limit and a policy; culling happens inside writes");

@@ -43,6 +43,10 @@
 //!   and processes (python's and Rust's alike) through any [`Storage`]; their guards and
 //!   their own error type, [`sync::Error`].
 //! - [`collections`]: the persistent [`Deque`] and [`Index`] (python's `Deque` and `Index`).
+//! - [`recipes`]: [`Throttle`] (at most N calls per period), [`Barrier`] (one call at a time)
+//!   and [`MemoizeStampede`] (memoization that recomputes results in the background before
+//!   they expire), shared by threads and processes through any [`Storage`]; their error
+//!   type, [`recipes::Error`].
 //!
 //! # Keys and values
 //!
@@ -59,6 +63,7 @@ pub use dcache_collections as collections;
 pub use dcache_core as cache;
 pub use dcache_disk as disk;
 pub use dcache_fanout as fanout;
+pub use dcache_recipes as recipes;
 pub use dcache_sync as sync;
 
 pub use dcache_collections::{Deque, Index};
@@ -69,6 +74,7 @@ pub use dcache_core::{
 };
 pub use dcache_disk::{Disk, DiskFormat, JsonDisk, MsgpackDisk, Value};
 pub use dcache_fanout::{FanoutCache, FanoutCacheBuilder};
+pub use dcache_recipes::{Barrier, BarrierLock, MemoizeStampede, Throttle};
 pub use dcache_sync::{Averager, BoundedSemaphore, Lock, RLock};
 
 /// The README's examples, compiled and run as doctests.
