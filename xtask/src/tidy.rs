@@ -16,6 +16,7 @@ pub(crate) const ALLOWED: &[(&str, &[&str])] = &[
     ("dcache-core", &["dcache-disk"]),
     ("dcache-fanout", &["dcache-disk", "dcache-core"]),
     ("dcache", &["dcache-disk", "dcache-core", "dcache-fanout"]),
+    ("dcache-cli", &["dcache"]),
     ("xtask", &[]),
 ];
 
