@@ -23,12 +23,11 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
     pub(crate) timeout: Duration,
 
-    /// When to show progress on stderr: auto (when stderr is a terminal), always or never
+    /// When to draw a progress line on stderr for long operations
     #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = When::Auto)]
     pub(crate) progress: When,
 
-    /// How the cache serializes keys and values: python (python-diskcache's Disk, also reads
-    /// dcache's MessagePack values) or json (python's JSONDisk)
+    /// How the cache serializes keys and values
     #[arg(long, global = true, value_enum, value_name = "DISK", default_value_t = DiskKind::Python)]
     pub(crate) disk: DiskKind,
 }
@@ -60,20 +59,20 @@ const TOP_HELP: &str = concat!(
 /// When to draw progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum When {
-    /// When stderr is a terminal.
+    /// When stderr is a terminal
     Auto,
-    /// Always (also into a pipe or file).
+    /// Also into a pipe or a file
     Always,
-    /// Never.
+    /// Never
     Never,
 }
 
 /// The disk (serialization) of the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum DiskKind {
-    /// python-diskcache's `Disk` (pickles), the default of both python-diskcache and dcache.
+    /// python-diskcache's Disk, the default (pickles; also reads dcache's MessagePack values)
     Python,
-    /// python-diskcache's `JSONDisk` (zlib-compressed JSON).
+    /// python-diskcache's JSONDisk (zlib-compressed JSON)
     Json,
 }
 
@@ -353,6 +352,28 @@ Examples:
         /// The cache directory
         dir: PathBuf,
     },
+}
+
+impl Command {
+    /// The cache directory the command works on.
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        match self {
+            Command::Stats { dir, .. }
+            | Command::Keys { dir, .. }
+            | Command::Dump { dir, .. }
+            | Command::Get { dir, .. }
+            | Command::Set { dir, .. }
+            | Command::Delete { dir, .. }
+            | Command::Touch { dir, .. }
+            | Command::Incr { dir, .. }
+            | Command::Expire { dir }
+            | Command::Evict { dir, .. }
+            | Command::Cull { dir }
+            | Command::Clear { dir, .. }
+            | Command::Check { dir, .. }
+            | Command::Vacuum { dir } => dir,
+        }
+    }
 }
 
 /// The type of a key (or of evict's tag): a string unless one of these is given.

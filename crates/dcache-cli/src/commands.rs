@@ -27,8 +27,19 @@ pub(crate) enum Outcome {
 /// Values above this size are refused when `get` would print them to a terminal.
 const TERMINAL_BYTES_LIMIT: u64 = 4096;
 
-/// Runs the command with the cache's disk `disk`.
+/// Runs the command with the cache's disk `disk`. An error whose message names no file is
+/// given the cache directory.
 pub(crate) fn run<D: DiskFormat>(cli: &Cli, disk: &D) -> Result<Outcome, CliError> {
+    run_command(cli, disk).map_err(|e| match e {
+        CliError::Cache(_) if !e.names_a_path() => {
+            let dir = cli.command.dir().display().to_string();
+            e.context(dir)
+        }
+        other => other,
+    })
+}
+
+fn run_command<D: DiskFormat>(cli: &Cli, disk: &D) -> Result<Outcome, CliError> {
     let open = |dir: &Path, access: Access| Target::open(dir, disk.clone(), access, cli.timeout);
     let when = cli.progress;
     match &cli.command {
@@ -154,7 +165,13 @@ pub(crate) fn run<D: DiskFormat>(cli: &Cli, disk: &D) -> Result<Outcome, CliErro
         Command::Clear { dir, yes } => clear(&open(dir, Access::Write)?, *yes, when),
         Command::Check { dir, fix } => {
             let access = if *fix { Access::Write } else { Access::Read };
-            check(&open(dir, access)?, *fix, when)
+            let target = open(dir, access)?;
+            if *fix && let Some(shard) = target.shards.iter().find(|s| s.is_read_only()) {
+                return Err(CliError::Cache(dcache::Error::ReadOnly {
+                    path: shard.directory().to_path_buf(),
+                }));
+            }
+            check(&target, *fix, when)
         }
         Command::Vacuum { dir } => vacuum(&open(dir, Access::Write)?, when),
     }

@@ -55,6 +55,33 @@ impl CliError {
         }
     }
 
+    /// Whether the message already names the file or directory it is about.
+    pub(crate) fn names_a_path(&self) -> bool {
+        use dcache::disk::Error as Disk;
+        match self {
+            CliError::Cache(e) => matches!(
+                e,
+                dcache::Error::Sqlite { .. }
+                    | dcache::Error::NotADatabase { .. }
+                    | dcache::Error::ForeignDatabase { .. }
+                    | dcache::Error::IncompatibleSchema { .. }
+                    | dcache::Error::ReadOnly { .. }
+                    | dcache::Error::Io { .. }
+                    | dcache::Error::Disk(
+                        Disk::MissingFile { .. }
+                            | Disk::SizeMismatch { .. }
+                            | Disk::UnsafePath { .. }
+                            | Disk::Io { .. }
+                    )
+            ),
+            CliError::Fanout(_)
+            | CliError::NotACache { .. }
+            | CliError::Context { .. }
+            | CliError::Refused(_) => true,
+            CliError::Usage(_) | CliError::Io { .. } => false,
+        }
+    }
+
     /// Advice for the errors a user of the command can act on.
     pub(crate) fn hint(&self) -> Option<String> {
         match self.cache_error()? {

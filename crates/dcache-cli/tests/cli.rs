@@ -702,3 +702,38 @@ fn typed_keys_of_every_kind_are_found() -> TestResult {
     assert_eq!(json[0]["key_type"], "int");
     Ok(())
 }
+
+#[test]
+fn a_write_lock_held_elsewhere_times_out_with_advice() -> TestResult {
+    let (dir, cache) = sample()?;
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        cache.transact(|c| {
+            c.set("held", 1)?;
+            locked_tx.send(()).map_err(|_| dcache::Error::KeyNotFound)?;
+            release_rx.recv().map_err(|_| dcache::Error::KeyNotFound)?;
+            Ok::<_, dcache::Error>(())
+        })
+    });
+    locked_rx.recv()?;
+    let r = run(&["--timeout", "0.2", "set", arg(dir.path()), "k", "v"]);
+    release_tx.send(())?;
+    holder.join().map_err(|_| "the holder panicked")??;
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains(&format!("dcache: error: {}: timed out", arg(dir.path()))),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("hint: another thread or process holds the cache's write lock"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--timeout SECS"), "{}", r.stderr);
+    assert_eq!(run(&["get", arg(dir.path()), "held"]).out(), "1\n");
+    Ok(())
+}

@@ -103,6 +103,23 @@ enum Inline {
 ///
 /// Times are the stored ones; a stored time that is not a valid time (a damaged row) reads as
 /// `None`. Expired entries are listed too: see [`is_expired_at`](Self::is_expired_at).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use dcache_core::{Cache, SetOptions};
+///
+/// let cache = Cache::temp()?;
+/// cache.set_with("k", "v", SetOptions::new().expire(Duration::from_secs(60)))?;
+/// let info = cache.entry_info("k")?.expect("live");
+/// assert!(!info.is_expired_at(SystemTime::now()));
+/// assert!(info.is_expired_at(SystemTime::now() + Duration::from_secs(61)));
+/// assert!(!info.in_file());
+/// assert_eq!(info.value_size(), 1);
+/// assert!(info.stored().is_some());
+/// # Ok::<(), dcache_core::Error>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct EntryInfo {
@@ -528,6 +545,18 @@ impl<D: DiskFormat> Cache<D> {
     ///
     /// [`Error::Disk`]: the value cannot be decoded, its file is missing or has another size,
     /// or the listing did not read inline values ([`EntryQuery::values`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dcache_core::{Cache, EntryQuery};
+    ///
+    /// let cache = Cache::temp()?;
+    /// cache.set("s", std::collections::BTreeSet::from([1, 2]))?;
+    /// let entry = cache.entries(EntryQuery::new())?.next().expect("one entry")?;
+    /// assert_eq!(cache.decode_value(&entry)?.to_string(), "[1, 2]");
+    /// # Ok::<(), dcache_core::Error>(())
+    /// ```
     pub fn decode_value(&self, entry: &EntryInfo) -> Result<Value> {
         let stored = entry.stored().ok_or_else(|| {
             Error::Disk(dcache_disk::Error::Decode {

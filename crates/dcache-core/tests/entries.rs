@@ -193,10 +193,16 @@ fn the_listing_goes_on_past_keys_and_rows_it_cannot_read() -> TestResult {
              300, NULL, 3)",
             [],
         )?;
+        conn.execute(
+            "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count, \
+             tag, size, mode, filename, value) VALUES ('bad-text', 1, 1.0, NULL, 1.0, 0, NULL, \
+             0, 1, NULL, CAST(x'c3' AS TEXT))",
+            [],
+        )?;
     }
     cache.set("last", 4)?;
     let items: Vec<_> = cache.entries(EntryQuery::new())?.collect();
-    assert_eq!(items.len(), 5, "every row is reported");
+    assert_eq!(items.len(), 6, "every row is reported");
     let first = items[0].as_ref().map_err(ToString::to_string)?;
     assert_eq!(first.key.as_ref().ok(), Some(&Value::from("first")));
 
@@ -214,7 +220,13 @@ fn the_listing_goes_on_past_keys_and_rows_it_cannot_read() -> TestResult {
     let bad_mode = items[3].as_ref().unwrap_err().to_string();
     assert!(bad_mode.contains("mode 300"), "{bad_mode}");
 
-    let last = items[4].as_ref().map_err(ToString::to_string)?;
+    let bad_text = items[4].as_ref().map_err(ToString::to_string)?;
+    assert_eq!(bad_text.key.as_ref().ok(), Some(&Value::from("bad-text")));
+    assert!(bad_text.stored().is_none());
+    let err = cache.decode_value(bad_text).unwrap_err().to_string();
+    assert!(err.contains("stored text is not UTF-8"), "{err}");
+
+    let last = items[5].as_ref().map_err(ToString::to_string)?;
     assert_eq!(last.key.as_ref().ok(), Some(&Value::from("last")));
     Ok(())
 }
