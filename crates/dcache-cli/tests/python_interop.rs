@@ -303,3 +303,56 @@ c.close()
     assert_eq!(run(&["get", d, "after"]).out(), "2\n");
     Ok(())
 }
+
+#[test]
+fn a_python_json_disk_cache_is_read_with_disk_json() -> TestResult {
+    let py = require_python!();
+    let dir = tempfile::tempdir()?;
+    let d = arg(dir.path());
+    py.run(
+        r"
+import sys, diskcache
+c = diskcache.Cache(sys.argv[1], disk=diskcache.JSONDisk)
+c.set('config', {'retries': 3, 'hosts': ['a', 'b']})
+c.set(('t', 1), 'tuple key')
+c.close()
+",
+        &[d],
+        "",
+    );
+    // Without --disk json the compressed JSON shows as bytes.
+    let raw = run(&["keys", d]);
+    assert!(
+        raw.lines().iter().all(|k| k.starts_with("hex:78")),
+        "{:?}",
+        raw.lines()
+    );
+    let dump = run(&["--disk", "json", "dump", d]);
+    assert_eq!(dump.code, 0, "{}", dump.stderr);
+    assert_eq!(
+        dump.lines(),
+        [
+            "config\t{'retries': 3, 'hosts': ['a', 'b']}\t-\t-",
+            "['t', 1]\ttuple key\t-\t-",
+        ]
+    );
+    assert_eq!(
+        run(&["--disk", "json", "get", d, "config"]).out(),
+        "{'retries': 3, 'hosts': ['a', 'b']}\n"
+    );
+    assert_eq!(
+        run(&["--disk", "json", "set", d, "n", "7", "--value-int"]).code,
+        0
+    );
+    let seen = py.run(
+        r"
+import sys, diskcache
+c = diskcache.Cache(sys.argv[1], disk=diskcache.JSONDisk)
+print(c.get('n'), c.get('config'))
+",
+        &[d],
+        "",
+    );
+    assert_eq!(seen, "7 {'retries': 3, 'hosts': ['a', 'b']}\n");
+    Ok(())
+}
