@@ -148,8 +148,8 @@ pub struct EntryInfo {
     pub mode: Mode,
     /// The value file, relative to the cache directory, if the value lives in one.
     pub filename: Option<String>,
-    /// Bytes of the inline value (its `length()` in SQLite: characters for text); 0 for a
-    /// value in a file.
+    /// Length of the inline value as SQLite's `length()` gives it: bytes of a blob, characters
+    /// of text, digits of a number; 0 for a value in a file.
     pub inline_len: u64,
     inline: Inline,
 }
