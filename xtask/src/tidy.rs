@@ -32,6 +32,7 @@ pub(crate) const ALLOWED: &[(&str, &[&str])] = &[
             "dcache-recipes",
         ],
     ),
+    ("dcache-cli", &["dcache"]),
     ("xtask", &[]),
 ];
 

@@ -1180,7 +1180,7 @@ impl<D: DiskFormat> Cache<D> {
 
     /// Looks up the live row of `key` and decodes it with `decode`; records statistics and
     /// access for LRU/LFU in a write transaction when those are on.
-    fn lookup<T>(
+    pub(crate) fn lookup<T>(
         &self,
         key: impl Serialize,
         decode: impl Fn(&State<D>, &Found) -> std::result::Result<T, dcache_disk::Error>,

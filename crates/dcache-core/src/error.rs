@@ -135,6 +135,13 @@ pub enum Error {
     #[error("a NaN tag cannot be stored (SQLite binds NaN as NULL, meaning no tag)")]
     NanTag,
 
+    /// An operation that must run on its own was called inside a transaction.
+    #[error("`{operation}` cannot run inside a transaction; call it outside `transact`")]
+    InTransaction {
+        /// The operation (`vacuum`).
+        operation: &'static str,
+    },
+
     /// An I/O error on the cache directory.
     #[error("I/O error on {}: {source}", path.display())]
     Io {

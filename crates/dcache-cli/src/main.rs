@@ -1,0 +1,60 @@
+//! `dcache`: inspect and maintain a dcache or python-diskcache cache directory.
+//!
+//! ```text
+//! $ dcache stats ~/.cache/myapp
+//! $ dcache keys ~/.cache/myapp --limit 20
+//! $ dcache dump ~/.cache/myapp --json
+//! $ dcache get ~/.cache/myapp thumbnail:42 > thumb.png
+//! $ dcache check ~/.cache/myapp --fix
+//! ```
+//!
+//! Every command takes the cache directory first and works on a `Cache` (a directory with a
+//! `cache.db`) or a `FanoutCache` (shard directories `000`, `001`, … and no `cache.db` of its
+//! own), written by dcache or by python-diskcache 5.6. Commands that only read open the cache
+//! read-only; none changes a cache's settings. `dcache --help` and `dcache <command> --help`
+//! list the options, with examples.
+//!
+//! Exit codes: 0 done; 1 a miss (`get`, `delete`, `touch`), findings (`check`), entries that
+//! could not be decoded (`keys`, `dump`) or a declined confirmation (`clear`); 2 a usage error
+//! or an error, with a message that names the file and what to do.
+//!
+//! The command is built on the `dcache` facade only and has no SQL of its own.
+
+mod cli;
+mod commands;
+mod error;
+mod progress;
+mod render;
+mod target;
+
+use std::io::ErrorKind;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, DiskKind};
+use crate::commands::Outcome;
+use crate::error::CliError;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.disk {
+        DiskKind::Python => commands::run(&cli, &dcache::Disk::default()),
+        DiskKind::Json => commands::run(&cli, &dcache::JsonDisk::default()),
+    };
+    match result {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::NotDone) => ExitCode::from(1),
+        // The reader of our output went away (`dcache keys DIR | head`): stop quietly.
+        Err(CliError::Io { source, .. }) if source.kind() == ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dcache: error: {e}");
+            if let Some(hint) = e.hint() {
+                eprintln!("dcache: hint: {hint}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
