@@ -653,8 +653,10 @@ impl<D: DiskFormat> Cache<D> {
     ///
     /// # Errors
     ///
-    /// [`Error::Disk`] if the key or value cannot be encoded (a NaN key), [`Error::Timeout`],
-    /// [`Error::ReadOnly`], [`Error::Io`] or [`Error::Sqlite`].
+    /// [`Error::Disk`] if the key or value cannot be encoded (a NaN key) or its value file
+    /// cannot be written (a full disk: [`dcache_disk::Error::Io`]), [`Error::WriteFailed`] when
+    /// the database cannot grow (a full disk), [`Error::Timeout`], [`Error::ReadOnly`],
+    /// [`Error::Io`] or [`Error::Sqlite`].
     pub fn set(&self, key: impl Serialize, value: impl Serialize) -> Result<()> {
         self.set_with(key, value, SetOptions::default())
     }
