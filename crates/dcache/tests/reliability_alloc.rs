@@ -405,6 +405,42 @@ fn mutate(rng: &mut Rng, mut input: Vec<u8>) -> Vec<u8> {
     input
 }
 
+/// Random sequences of the format's structural bytes (opcodes, markers, brackets), each
+/// followed by a length field that is small or huge at random.
+fn tokens(decoder: Decoder, rng: &mut Rng) -> Vec<u8> {
+    const PICKLE: &[u8] = b"()]}lte.NIJKLMGFSVXBCTUhjqrgpa2u0sdb\x80\x85\x86\x87\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x90\x91\x94\x95\x96";
+    const MSGPACK: &[u8] = &[
+        0x90, 0x91, 0x9f, 0x80, 0x81, 0x8f, 0xa1, 0xbf, 0xc0, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7,
+        0xc8, 0xc9, 0xca, 0xcb, 0xcc, 0xd0, 0xd4, 0xd8, 0xd9, 0xda, 0xdb, 0xdc, 0xdd, 0xde, 0xdf,
+        0x00, 0x7f, 0xe0, 0xff,
+    ];
+    const JSON: &[u8] = b"[]{},:0123456789\"a -.eE";
+    let alphabet = match decoder {
+        Decoder::Pickle => PICKLE,
+        Decoder::Msgpack => MSGPACK,
+        Decoder::JsonZlib => JSON,
+    };
+    let mut out = match decoder {
+        Decoder::Pickle => vec![0x80, rng.range(0, 6) as u8],
+        _ => Vec::new(),
+    };
+    for _ in 0..rng.below(600) {
+        out.push(alphabet[rng.below(alphabet.len() as u64) as usize]);
+        if decoder != Decoder::JsonZlib && rng.chance(1, 3) {
+            let field = if rng.chance(1, 2) {
+                rng.below(8)
+            } else {
+                u64::MAX >> rng.below(48)
+            };
+            out.extend_from_slice(&field.to_le_bytes()[..[1, 2, 4, 8][rng.below(4) as usize]]);
+        }
+    }
+    match decoder {
+        Decoder::JsonZlib => zlib(&out),
+        _ => out,
+    }
+}
+
 /// Inputs built to make a careless decoder allocate: declared lengths, memo bombs, nesting,
 /// floods of tiny objects.
 fn adversarial(decoder: Decoder) -> Vec<(String, Vec<u8>)> {
@@ -524,6 +560,16 @@ fn adversarial(decoder: Decoder) -> Vec<(String, Vec<u8>)> {
                 body.extend_from_slice(&[1, 2, 3]);
                 add(&format!("{name} declaring the most it can"), body);
             }
+            // Nested containers each declaring the most they can hold: a decoder that
+            // preallocates from declared lengths does so at every level.
+            add(
+                "255 nested array32s declaring 2^32-1 items",
+                [0xdd, 0xff, 0xff, 0xff, 0xff].repeat(255),
+            );
+            add(
+                "255 nested map32s declaring 2^32-1 pairs",
+                [0xdf, 0xff, 0xff, 0xff, 0xff, 0x00].repeat(255),
+            );
             add("100,000 nested arrays", vec![0x91; 100_000]);
             add("100,000 nested maps", [0x81, 0x00].repeat(100_000));
             let n = 1_000_000u32;
@@ -591,18 +637,24 @@ fn run(decoder: Decoder) {
         check(decoder, &what, &input, &mut stats);
     }
     for i in 0..cases {
-        let input = match i % 3 {
+        let input = match i % 4 {
             0 => {
                 let len = rng.below(4096) as usize;
                 reliability::payload(len, rng.next_u64())
             }
             1 => valid(decoder, &mut rng),
-            _ => {
+            2 => {
                 let v = valid(decoder, &mut rng);
                 mutate(&mut rng, v)
             }
+            _ => tokens(decoder, &mut rng),
         };
-        let what = ["random bytes", "a valid encoding", "a mutated encoding"][(i % 3) as usize];
+        let what = [
+            "random bytes",
+            "a valid encoding",
+            "a mutated encoding",
+            "random tokens",
+        ][(i % 4) as usize];
         check(decoder, what, &input, &mut stats);
     }
     stats.report(decoder);
