@@ -1,9 +1,10 @@
 //! `cargo xtask soak`: the reliability suites at full size, in release mode.
 //!
 //! Runs the `reliability_*` integration tests of `crates/dcache` with the long settings (1,000
-//! SIGKILLs per store, 60 s of 4 processes × 2 threads per store, 50,000 decoder inputs each)
-//! and the core model test with 5,000 cases, then prints the figures the suites report
-//! (`figure <suite> <name>=<value>` lines), the numbers `docs/reliability.md` quotes.
+//! SIGKILLs per store, 60 s of 4 processes × 2 threads per store, 50,000 decoder inputs each),
+//! the model tests of `dcache-core` and `dcache-collections` with 5,000 cases each and the
+//! decoders' never-panic properties with 50,000 cases each, then prints the figures the suites
+//! report (`figure <suite> <name>=<value>` lines): the numbers `docs/reliability.md` quotes.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -120,7 +121,16 @@ pub(crate) fn soak(root: &Path, args: &[String]) -> ExitCode {
             ],
         },
         Suite {
-            args: vec!["test", "--release", "-p", "dcache-core", "--test", "model"],
+            args: vec![
+                "test",
+                "--release",
+                "-p",
+                "dcache-core",
+                "-p",
+                "dcache-collections",
+                "--test",
+                "model",
+            ],
             env: vec![("PROPTEST_CASES", sizes.model_cases.to_string())],
         },
         Suite {
@@ -152,7 +162,8 @@ pub(crate) fn soak(root: &Path, args: &[String]) -> ExitCode {
         started.elapsed().as_secs_f64()
     );
     println!(
-        "soak: model test: {} random operation sequences; decoder fuzzing: {} cases per proptest",
+        "soak: model tests: {} random operation sequences each; decoder fuzzing: {} cases per \
+         property",
         sizes.model_cases, sizes.cases
     );
     for figure in figures {
