@@ -163,17 +163,25 @@ impl FileStore {
     /// [`Error::MissingFile`], [`Error::SizeMismatch`] or [`Error::Io`].
     pub fn open(&self, relpath: &str, expected_size: u64) -> Result<File> {
         let path = self.resolve_on_disk(relpath)?;
-        let file = File::open(&path).map_err(|e| match e.kind() {
+        let missing = |e: io::Error| match e.kind() {
             io::ErrorKind::NotFound => Error::MissingFile { path: path.clone() },
             _ => Error::io(&path, e),
-        })?;
-        let meta = file.metadata().map_err(|e| Error::io(&path, e))?;
+        };
+        let unsafe_path = || Error::UnsafePath {
+            path: relpath.to_owned(),
+        };
         // The file opened must be the one at the path itself, not the target of a symbolic
-        // link (which could be anywhere).
-        if !is_file_at(&path, &meta).map_err(|e| Error::io(&path, e))? {
-            return Err(Error::UnsafePath {
-                path: relpath.to_owned(),
-            });
+        // link (which could be anywhere): look at the path first, then check that the file
+        // opened is that one. (Not the other way round: a writer may unlink the file once it
+        // is open, which must not fail the read.)
+        let at_path = fs::symlink_metadata(&path).map_err(missing)?;
+        if at_path.file_type().is_symlink() {
+            return Err(unsafe_path());
+        }
+        let file = File::open(&path).map_err(missing)?;
+        let meta = file.metadata().map_err(|e| Error::io(&path, e))?;
+        if !same_file(&at_path, &meta) {
+            return Err(unsafe_path());
         }
         if !meta.is_file() {
             return Err(Error::io(
@@ -340,22 +348,18 @@ impl FileStore {
     }
 }
 
-/// Whether `opened` (the metadata of a file just opened from `path`) is the file at `path`
-/// itself, not the target of a symbolic link there.
-fn is_file_at(path: &Path, opened: &fs::Metadata) -> io::Result<bool> {
-    let at_path = fs::symlink_metadata(path)?;
-    if at_path.file_type().is_symlink() {
-        return Ok(false);
-    }
+/// Whether `opened` (the metadata of a file just opened) is the file `at_path` (the metadata
+/// of its path, read just before opening). Names are never reused, so they differ only when
+/// the path was swapped in between (for a link, say).
+fn same_file(at_path: &fs::Metadata, opened: &fs::Metadata) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        // Also catches a link swapped for a file between the open and this check.
-        Ok((at_path.dev(), at_path.ino()) == (opened.dev(), opened.ino()))
+        (at_path.dev(), at_path.ino()) == (opened.dev(), opened.ino())
     }
     #[cfg(not(unix))]
     {
-        Ok(opened.is_file())
+        at_path.is_file() == opened.is_file()
     }
 }
 
