@@ -562,3 +562,46 @@ fn processes_and_threads_sharing_a_fanout_cache_lose_nothing() -> TestResult {
         "processes_and_threads_sharing_a_fanout_cache_lose_nothing",
     )
 }
+
+/// A key that always has a value never reads as a miss while another thread overwrites it
+/// (values in files: the writer unlinks the old file after its commit, possibly between a
+/// reader's row read and its file read).
+#[test]
+fn a_key_overwritten_concurrently_never_reads_as_a_miss() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let cache = Cache::builder()
+        .disk_min_file_size(16)
+        .open(dir.path())?
+        .retrying();
+    cache.set("k", vec![0u8; 100])?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (cache, stop) = (cache.clone(), stop.clone());
+        std::thread::spawn(move || -> dcache::Result<u64> {
+            let mut writes = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                writes += 1;
+                cache.set("k", vec![writes as u8; 100])?;
+            }
+            Ok(writes)
+        })
+    };
+    let started = Instant::now();
+    let mut reads = 0u64;
+    let mut misses = 0u64;
+    while started.elapsed() < Duration::from_secs(2) {
+        reads += 1;
+        match cache.get_bytes("k")? {
+            Some(v) => assert_eq!(v.len(), 100),
+            None => misses += 1,
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.join().map_err(|_| "the writer panicked")??;
+    assert_eq!(
+        misses, 0,
+        "{misses} of {reads} reads missed during {writes} overwrites"
+    );
+    figure("concurrency", "reads_during_overwrites", reads);
+    Ok(())
+}
