@@ -3,12 +3,19 @@
 //! Commands:
 //! - `tidy`: checks repository rules (crate dependency directions, lint inheritance); the same
 //!   checks run as a test in `cargo test`.
+//! - `soak`: the reliability suites at full size (`docs/reliability.md`).
 
+mod soak;
 mod tidy;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <command>\n\ncommands:\n  tidy    check repository rules";
+fn usage() -> String {
+    format!(
+        "usage: cargo xtask <command>\n\ncommands:\n  tidy    check repository rules\n  {}",
+        soak::USAGE
+    )
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,12 +32,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some("soak") => soak::soak(&tidy::workspace_root(), &args[1..]),
         Some("help" | "--help" | "-h") => {
-            println!("{USAGE}");
+            println!("{}", usage());
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("{USAGE}");
+            eprintln!("{}", usage());
             ExitCode::from(2)
         }
     }

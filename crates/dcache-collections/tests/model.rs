@@ -549,7 +549,10 @@ fn run_index(ops: &[IndexOp]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    // PROPTEST_CASES=5000 for a longer run (`cargo xtask soak`).
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(64)
+    ))]
 
     #[test]
     fn deque_matches_a_vecdeque_model(ops in proptest::collection::vec(deque_op(), 1..40)) {

@@ -461,6 +461,10 @@ impl Found {
     }
 }
 
+/// How many times a read re-reads a row whose value file vanished because a writer replaced
+/// the entry meanwhile (each time a different file), before it reads the entry as a miss.
+const MISSING_FILE_RETRIES: usize = 100;
+
 /// Whether a disk error means the value's file is gone or damaged: python reads that as a
 /// miss, and so does dcache (with a warning in the log).
 fn is_missing_file(e: &Error) -> bool {
@@ -653,8 +657,10 @@ impl<D: DiskFormat> Cache<D> {
     ///
     /// # Errors
     ///
-    /// [`Error::Disk`] if the key or value cannot be encoded (a NaN key), [`Error::Timeout`],
-    /// [`Error::ReadOnly`], [`Error::Io`] or [`Error::Sqlite`].
+    /// [`Error::Disk`] if the key or value cannot be encoded (a NaN key) or its value file
+    /// cannot be written (a full disk: [`dcache_disk::Error::Io`]), [`Error::WriteFailed`] when
+    /// the database cannot grow (a full disk), [`Error::Timeout`], [`Error::ReadOnly`],
+    /// [`Error::Io`] or [`Error::Sqlite`].
     pub fn set(&self, key: impl Serialize, value: impl Serialize) -> Result<()> {
         self.set_with(key, value, SetOptions::default())
     }
@@ -1203,17 +1209,30 @@ impl<D: DiskFormat> Cache<D> {
         let settings = &state.settings;
         let records = settings.statistics || settings.eviction_policy.updates_on_get();
         if !records || self.is_read_only() {
-            let Some(found) = self.read_with(select)? else {
-                return Ok(None);
-            };
-            return match decode(&state, &found).map_err(Error::from) {
-                Ok(v) => Ok(Some(found.entry(v))),
-                Err(e) if is_missing_file(&e) => {
-                    log::warn!("dcache: reading a damaged entry as a miss: {e}");
-                    Ok(None)
+            // The row is read without a transaction, so a writer may replace the entry and
+            // unlink its old value file before the file is read: then the row is read again.
+            // The same file still referenced and still missing is a damaged entry.
+            let mut missing: Option<(Option<String>, Error)> = None;
+            for _ in 0..MISSING_FILE_RETRIES {
+                let Some(found) = self.read_with(&select)? else {
+                    return Ok(None);
+                };
+                if missing
+                    .as_ref()
+                    .is_some_and(|(name, _)| *name == found.filename)
+                {
+                    break;
                 }
-                Err(e) => Err(e),
-            };
+                match decode(&state, &found).map_err(Error::from) {
+                    Ok(v) => return Ok(Some(found.entry(v))),
+                    Err(e) if is_missing_file(&e) => missing = Some((found.filename, e)),
+                    Err(e) => return Err(e),
+                }
+            }
+            if let Some((_, e)) = missing {
+                log::warn!("dcache: reading a damaged entry as a miss: {e}");
+            }
+            return Ok(None);
         }
         self.write(|tx| {
             let err = self.sql_err();

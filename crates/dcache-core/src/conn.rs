@@ -297,6 +297,19 @@ pub(crate) fn map_err(db_path: &Path, e: rusqlite::Error) -> Error {
         Some(ErrorCode::ReadOnly) => Error::ReadOnly {
             path: db_path.parent().unwrap_or(db_path).to_path_buf(),
         },
+        Some(ErrorCode::DiskFull) => Error::WriteFailed {
+            path: db_path.to_path_buf(),
+            source: crate::error::SqliteError(e),
+        },
+        Some(ErrorCode::SystemIoFailure)
+            if matches!(&e, rusqlite::Error::SqliteFailure(f, _)
+                if f.extended_code == rusqlite::ffi::SQLITE_IOERR_WRITE) =>
+        {
+            Error::WriteFailed {
+                path: db_path.to_path_buf(),
+                source: crate::error::SqliteError(e),
+            }
+        }
         _ => Error::sqlite(db_path, e),
     }
 }

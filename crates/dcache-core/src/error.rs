@@ -35,6 +35,23 @@ pub enum Error {
         source: SqliteError,
     },
 
+    /// A write to the database failed: the disk is full (`SQLITE_FULL`), or writing a page
+    /// failed (`SQLITE_IOERR_WRITE`, what a file size limit or a failing device gives). The
+    /// transaction was rolled back: committed entries are intact.
+    #[error(
+        "writing {} failed: {source}; the disk is full, a file size limit (`ulimit -f`) was \
+         reached, or the device failed; the write was rolled back and committed entries are \
+         intact: free space (or raise the limit) and retry",
+        path.display()
+    )]
+    WriteFailed {
+        /// The database file.
+        path: PathBuf,
+        /// The error SQLite reported.
+        #[source]
+        source: SqliteError,
+    },
+
     /// `cache.db` is not an SQLite database (garbage or a truncated header).
     #[error(
         "{} is not an SQLite database; move it aside (it is not a cache) or open another directory",

@@ -334,8 +334,13 @@ fn get_value_common(key: SqlRef<'_>, raw: bool) -> Result<Value> {
 }
 
 /// Decodes MessagePack, mapping serde's type errors to [`Error::WrongType`].
+///
+/// Nesting is limited to pickle's depth (256): rmp-serde's default (1024) lets serde recurse
+/// deep enough to overflow a thread's 2 MiB stack, which aborts the process.
 fn msgpack_decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V> {
-    rmp_serde::from_slice(bytes).map_err(|e| match e {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(pickle::MAX_DEPTH);
+    V::deserialize(&mut de).map_err(|e| match e {
         rmp_serde::decode::Error::Syntax(msg) => serde_message_error(&msg),
         other => Error::decode(Format::MessagePack, other),
     })

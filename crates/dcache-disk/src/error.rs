@@ -106,10 +106,12 @@ pub enum Error {
         mode: i64,
     },
 
-    /// A stored value file path would leave the cache directory (absolute, or with `..`).
+    /// A stored value file path would leave the cache directory (absolute, with `..`, or
+    /// through a symbolic link).
     #[error(
-        "refusing value file path {path:?} read from the database: it is not a relative path \
-         inside the cache directory (the database was tampered with or is not a cache)"
+        "refusing value file path {path:?} read from the database: it does not lead to a file \
+         inside the cache directory (an absolute path, `..`, or a symbolic link; the database or \
+         the directory was tampered with)"
     )]
     UnsafePath {
         /// The path as stored.

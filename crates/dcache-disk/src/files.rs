@@ -94,6 +94,26 @@ impl FileStore {
         Ok(path)
     }
 
+    /// [`resolve`](Self::resolve) for a path about to be opened or removed: also refuses a
+    /// path through a directory below the root that is a symbolic link, which could lead
+    /// outside the cache directory.
+    fn resolve_on_disk(&self, relpath: &str) -> Result<PathBuf> {
+        let path = self.resolve(relpath)?;
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            if d == self.root {
+                break;
+            }
+            if fs::symlink_metadata(d).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(Error::UnsafePath {
+                    path: relpath.to_owned(),
+                });
+            }
+            dir = d.parent();
+        }
+        Ok(path)
+    }
+
     /// Writes `bytes` to a new value file and returns its relative path.
     ///
     /// # Errors
@@ -139,14 +159,30 @@ impl FileStore {
     ///
     /// # Errors
     ///
-    /// [`Error::UnsafePath`], [`Error::MissingFile`], [`Error::SizeMismatch`] or [`Error::Io`].
+    /// [`Error::UnsafePath`] (also for a path through, or to, a symbolic link),
+    /// [`Error::MissingFile`], [`Error::SizeMismatch`] or [`Error::Io`].
     pub fn open(&self, relpath: &str, expected_size: u64) -> Result<File> {
-        let path = self.resolve(relpath)?;
-        let file = File::open(&path).map_err(|e| match e.kind() {
+        let path = self.resolve_on_disk(relpath)?;
+        let missing = |e: io::Error| match e.kind() {
             io::ErrorKind::NotFound => Error::MissingFile { path: path.clone() },
             _ => Error::io(&path, e),
-        })?;
+        };
+        let unsafe_path = || Error::UnsafePath {
+            path: relpath.to_owned(),
+        };
+        // The file opened must be the one at the path itself, not the target of a symbolic
+        // link (which could be anywhere): look at the path first, then check that the file
+        // opened is that one. (Not the other way round: a writer may unlink the file once it
+        // is open, which must not fail the read.)
+        let at_path = fs::symlink_metadata(&path).map_err(missing)?;
+        if at_path.file_type().is_symlink() {
+            return Err(unsafe_path());
+        }
+        let file = File::open(&path).map_err(missing)?;
         let meta = file.metadata().map_err(|e| Error::io(&path, e))?;
+        if !same_file(&at_path, &meta) {
+            return Err(unsafe_path());
+        }
         if !meta.is_file() {
             return Err(Error::io(
                 &path,
@@ -208,13 +244,15 @@ impl FileStore {
     }
 
     /// Removes a value file (a missing one is fine) and prunes its empty parent directories,
-    /// never the cache directory itself.
+    /// never the cache directory itself. A symbolic link in place of the file is removed
+    /// itself, never its target.
     ///
     /// # Errors
     ///
-    /// [`Error::UnsafePath`], or [`Error::Io`] when the file exists but cannot be removed.
+    /// [`Error::UnsafePath`] (also for a path through a symbolic link to a directory), or
+    /// [`Error::Io`] when the file exists but cannot be removed.
     pub fn remove(&self, relpath: &str) -> Result<()> {
-        let path = self.resolve(relpath)?;
+        let path = self.resolve_on_disk(relpath)?;
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -307,6 +345,21 @@ impl FileStore {
                 Err(Error::io(path, e))
             }
         }
+    }
+}
+
+/// Whether `opened` (the metadata of a file just opened) is the file `at_path` (the metadata
+/// of its path, read just before opening). Names are never reused, so they differ only when
+/// the path was swapped in between (for a link, say).
+fn same_file(at_path: &fs::Metadata, opened: &fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (at_path.dev(), at_path.ino()) == (opened.dev(), opened.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        at_path.is_file() == opened.is_file()
     }
 }
 
@@ -424,6 +477,41 @@ mod tests {
             Err(Error::Io { .. })
         ));
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symbolic_links_below_the_root_are_refused() -> Result<()> {
+        let parent = tempfile::tempdir().unwrap();
+        let root = parent.path().join("cache");
+        let outside = parent.path().join("outside");
+        let files = FileStore::new(&root);
+        let name = files.write(b"in")?;
+        // A link in place of the first directory level, to a directory holding the rest.
+        let victim = outside.join(&name[3..]);
+        fs::create_dir_all(victim.parent().unwrap()).unwrap();
+        fs::write(&victim, b"out").unwrap();
+        fs::remove_dir_all(root.join(&name[..2])).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join(&name[..2])).unwrap();
+        assert!(matches!(
+            files.read(&name, 3),
+            Err(Error::UnsafePath { .. })
+        ));
+        assert!(matches!(files.remove(&name), Err(Error::UnsafePath { .. })));
+        assert_eq!(fs::read(&victim).unwrap(), b"out");
+        // A link in place of the file itself: never read; removing removes only the link.
+        let name = files.write(b"in")?;
+        let secret = parent.path().join("secret");
+        fs::write(&secret, b"abc").unwrap();
+        fs::remove_file(root.join(&name)).unwrap();
+        std::os::unix::fs::symlink(&secret, root.join(&name)).unwrap();
+        assert!(matches!(
+            files.read(&name, 3),
+            Err(Error::UnsafePath { .. })
+        ));
+        files.remove(&name)?;
+        assert_eq!(fs::read(&secret).unwrap(), b"abc");
+        Ok(())
     }
 
     #[test]

@@ -243,3 +243,50 @@ proptest! {
         let _ = MsgpackDisk::new().fetch::<Record>(StoredRef { mode: Mode::MSGPACK, value: SqlRef::Blob(&packed), ..stored }, &files);
     }
 }
+
+/// Deeply nested MessagePack is refused at pickle's depth limit (256), on a thread with the
+/// default 2 MiB stack: rmp-serde's own limit (1024) let serde recurse deep enough to overflow
+/// that stack in a debug build, aborting the process.
+#[test]
+fn deeply_nested_msgpack_is_a_decode_error_not_a_stack_overflow() {
+    let decoded = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            let files = FileStore::new("/nonexistent");
+            let disk = MsgpackDisk::new();
+            let mut results = Vec::new();
+            for depth in [300usize, 1000, 100_000] {
+                for nested in [vec![0x91u8; depth], [0x81u8, 0x00].repeat(depth)] {
+                    let stored = StoredRef {
+                        size: 0,
+                        mode: Mode::MSGPACK,
+                        filename: None,
+                        value: SqlRef::Blob(&nested),
+                    };
+                    results.push((
+                        depth,
+                        disk.fetch_value(stored, &files).is_err(),
+                        disk.fetch::<Vec<u8>>(stored, &files).is_err(),
+                    ));
+                }
+            }
+            results
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    for (depth, value_err, typed_err) in decoded {
+        assert!(value_err && typed_err, "nesting {depth} deep was accepted");
+    }
+    // Nesting within the limit still decodes.
+    let files = FileStore::new("/nonexistent");
+    let mut nested = vec![0x91u8; 200];
+    nested.push(0x01);
+    let stored = StoredRef {
+        size: 0,
+        mode: Mode::MSGPACK,
+        filename: None,
+        value: SqlRef::Blob(&nested),
+    };
+    assert!(MsgpackDisk::new().fetch_value(stored, &files).is_ok());
+}

@@ -80,8 +80,8 @@ use crate::value::{self, Value};
 /// `pickle.HIGHEST_PROTOCOL`).
 pub const HIGHEST_PROTOCOL: u8 = 5;
 
-/// Containers may nest this deep, in pickles written and read.
-const MAX_DEPTH: usize = 256;
+/// Containers may nest this deep, in pickles written and read (and in MessagePack read).
+pub(crate) const MAX_DEPTH: usize = 256;
 
 /// The protocol actually written for a requested one.
 fn effective_protocol(protocol: u8) -> Result<u8> {
