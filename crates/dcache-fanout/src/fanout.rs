@@ -788,6 +788,20 @@ impl<D: DiskFormat> FanoutCache<D> {
         Ok(all)
     }
 
+    /// [`check`](Self::check) with the age below which `fix` keeps unknown files (see
+    /// [`Cache::check_with`]): `Duration::ZERO` after a crash, when nobody writes.
+    ///
+    /// # Errors
+    ///
+    /// A shard's error.
+    pub fn check_with(&self, fix: bool, unknown_file_grace: Duration) -> Result<Vec<Warning>> {
+        let mut all = Vec::new();
+        for shard in &self.inner.retrying {
+            all.extend(shard.check_with(fix, unknown_file_grace)?);
+        }
+        Ok(all)
+    }
+
     /// Creates the tag index in every shard.
     ///
     /// # Errors

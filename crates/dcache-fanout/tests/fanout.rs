@@ -488,3 +488,21 @@ fn deques_and_indexes_live_in_their_subdirectories_and_are_shared() -> TestResul
     ));
     Ok(())
 }
+
+#[test]
+fn check_with_zero_grace_removes_orphans_in_every_shard() -> TestResult {
+    let cache = FanoutCache::temp()?;
+    cache.set("k", 1)?;
+    for n in [0, 5] {
+        std::fs::write(cache.directory().join(format!("{n:03}/orphan.val")), b"x")?;
+    }
+    assert_eq!(
+        cache.check(true)?.len(),
+        2,
+        "young orphans are reported, not removed"
+    );
+    assert_eq!(cache.check_with(true, Duration::ZERO)?.len(), 2);
+    assert!(cache.check(false)?.is_empty());
+    assert_eq!(cache.get::<i64>("k")?, Some(1));
+    Ok(())
+}
