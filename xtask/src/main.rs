@@ -3,12 +3,15 @@
 //! Commands:
 //! - `tidy`: checks repository rules (crate dependency directions, lint inheritance); the same
 //!   checks run as a test in `cargo test`.
+//! - `bench [--quick]`: runs the benchmarks of DESIGN.md §6 (dcache, the SQLite floors,
+//!   python-diskcache) and writes the report, the table and the chart (see `bench.rs`).
 
+mod bench;
 mod tidy;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <command>\n\ncommands:\n  tidy    check repository rules";
+const USAGE: &str = "usage: cargo xtask <command>\n\ncommands:\n  tidy    check repository rules\n  bench   run the benchmarks (dcache, SQLite floors, python-diskcache) [--quick]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,6 +25,13 @@ fn main() -> ExitCode {
                 for p in problems {
                     eprintln!("tidy: {p}");
                 }
+                ExitCode::FAILURE
+            }
+        },
+        Some("bench") => match bench::run(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench: {e}");
                 ExitCode::FAILURE
             }
         },

@@ -14,7 +14,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError, Weak};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -119,13 +120,46 @@ pub(crate) struct Conn {
     generation: u64,
 }
 
+/// Parking places for idle connections, one per thread (modulo [`SLOTS`]).
+const SLOTS: usize = 32;
+
+/// Where one thread parks its connection between operations. Aligned so that no two slots
+/// share a cache line: a thread taking and returning its connection writes only memory no
+/// other thread touches, so concurrent readers do not slow each other down.
+#[derive(Default)]
+#[repr(align(128))]
+struct Slot(Mutex<Option<Conn>>);
+
+/// This thread's slot: threads are numbered in the order they first use a pool.
+fn slot_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SLOTS;
+    }
+    INDEX.with(|i| *i)
+}
+
+fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
 /// Opens connections to one database and keeps idle ones for reuse.
+///
+/// A thread gets back the connection it used last (its [`Slot`]), without locks or memory
+/// shared with other threads; connections beyond one per slot wait in a shared list.
 pub(crate) struct Pool {
     pub(crate) db_path: PathBuf,
     read_only: bool,
+    slots: Box<[Slot]>,
     idle: Mutex<Vec<Conn>>,
     /// The pragmas new and reused connections must have, and their generation.
     pragmas: Mutex<(u64, Pragmas)>,
+    /// The generation in `pragmas`, readable without the lock.
+    generation: AtomicU64,
 }
 
 impl Pool {
@@ -133,8 +167,10 @@ impl Pool {
         Pool {
             db_path,
             read_only,
+            slots: (0..SLOTS).map(|_| Slot::default()).collect(),
             idle: Mutex::new(Vec::new()),
             pragmas: Mutex::new((0, pragmas)),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -164,16 +200,19 @@ impl Pool {
         let mut p = lock(&self.pragmas);
         if p.1 != pragmas {
             *p = (p.0 + 1, pragmas);
+            self.generation.store(p.0, Ordering::Release);
         }
     }
 
-    /// Takes an idle connection or opens one. Opening retries while the database is busy
-    /// (another connection closing last checkpoints the WAL under an exclusive lock).
+    /// Takes this thread's parked connection, another idle one, or opens one. Opening
+    /// retries while the database is busy (another connection closing last checkpoints the
+    /// WAL under an exclusive lock).
     pub(crate) fn checkout(&self, deadline: Option<Instant>, started: Instant) -> Result<Conn> {
+        // One `getpid` per operation: a connection is used only by the process that opened it.
         let pid = std::process::id();
-        let (generation, pragmas) = *lock(&self.pragmas);
+        let mut parked = try_lock(&self.slots[slot_index()].0).and_then(|mut s| s.take());
         loop {
-            let candidate = lock(&self.idle).pop();
+            let candidate = parked.take().or_else(|| lock(&self.idle).pop());
             match candidate {
                 Some(conn) if conn.pid != pid => {
                     // Opened by the parent before a fork: closing it here could release the
@@ -181,7 +220,8 @@ impl Pool {
                     std::mem::forget(conn);
                 }
                 Some(mut conn) => {
-                    if conn.generation != generation {
+                    if conn.generation != self.generation.load(Ordering::Acquire) {
+                        let (generation, pragmas) = *lock(&self.pragmas);
                         retry_busy(&self.db_path, deadline, started, || {
                             apply_pragmas(&conn.sql, &pragmas)
                         })?;
@@ -190,6 +230,7 @@ impl Pool {
                     return Ok(conn);
                 }
                 None => {
+                    let (generation, pragmas) = *lock(&self.pragmas);
                     let sql = Self::connect(&self.db_path, self.read_only)?;
                     retry_busy(&self.db_path, deadline, started, || {
                         apply_pragmas(&sql, &pragmas)
@@ -204,21 +245,36 @@ impl Pool {
         }
     }
 
-    /// Returns a connection for reuse.
+    /// Returns a connection for reuse: parked in this thread's slot if it is free.
+    ///
+    /// The process id is not checked here: a connection checked out by this process is
+    /// returned by it (a child forked in between only finds it idle, and [`checkout`],
+    /// [`close_idle`] and drop never use or close a connection of another process).
+    ///
+    /// [`checkout`]: Self::checkout
+    /// [`close_idle`]: Self::close_idle
     pub(crate) fn checkin(&self, conn: Conn) {
-        if conn.pid == std::process::id() {
-            lock(&self.idle).push(conn);
-        } else {
-            std::mem::forget(conn);
+        if let Some(mut slot) = try_lock(&self.slots[slot_index()].0) {
+            if slot.is_none() {
+                *slot = Some(conn);
+                return;
+            }
         }
+        lock(&self.idle).push(conn);
+    }
+
+    /// Takes every idle connection out of the pool.
+    fn take_idle(&self) -> Vec<Conn> {
+        let mut idle = std::mem::take(&mut *lock(&self.idle));
+        idle.extend(self.slots.iter().filter_map(|s| lock(&s.0).take()));
+        idle
     }
 
     /// Closes idle connections.
     pub(crate) fn close_idle(&self) -> Result<()> {
-        let idle = std::mem::take(&mut *lock(&self.idle));
         let pid = std::process::id();
         let mut first_err = None;
-        for conn in idle {
+        for conn in self.take_idle() {
             if conn.pid != pid {
                 std::mem::forget(conn);
             } else if let Err((_, e)) = conn.sql.close() {
@@ -232,7 +288,7 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         let pid = std::process::id();
-        for conn in std::mem::take(self.idle.get_mut().unwrap_or_else(PoisonError::into_inner)) {
+        for conn in self.take_idle() {
             if conn.pid != pid {
                 std::mem::forget(conn);
             }
@@ -562,5 +618,109 @@ fn remove_files(files: Vec<(FileStore, String)>, what: &str) {
         if let Err(e) = store.remove(&name) {
             log::warn!("dcache: could not remove {what} file {name}: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PRAGMAS: Pragmas = Pragmas {
+        cache_size: 100,
+        mmap_size: 0,
+        synchronous: 1,
+    };
+
+    fn marked(conn: &Conn) -> bool {
+        conn.sql
+            .query_row(
+                "SELECT count(*) FROM temp.sqlite_master WHERE name = 'mark'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .is_ok_and(|n| n == 1)
+    }
+
+    fn mark(conn: &Conn) {
+        conn.sql
+            .execute_batch("CREATE TEMP TABLE mark (x)")
+            .expect("a temp table on a fresh connection");
+    }
+
+    fn checkout(pool: &Pool) -> Conn {
+        pool.checkout(None, Instant::now()).expect("checkout")
+    }
+
+    #[test]
+    fn a_thread_gets_its_own_connection_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = Pool::new(dir.path().join("cache.db"), false, PRAGMAS);
+        let mine = checkout(&pool);
+        mark(&mine);
+        pool.checkin(mine);
+        thread::scope(|s| {
+            s.spawn(|| {
+                let other = checkout(&pool);
+                assert!(
+                    !marked(&other),
+                    "another thread's parked connection was taken"
+                );
+                pool.checkin(other);
+            });
+        });
+        let again = checkout(&pool);
+        assert!(
+            marked(&again),
+            "this thread's connection was not returned to it"
+        );
+        pool.checkin(again);
+    }
+
+    #[test]
+    fn close_idle_closes_parked_connections() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = Pool::new(dir.path().join("cache.db"), false, PRAGMAS);
+        let conn = checkout(&pool);
+        mark(&conn);
+        pool.checkin(conn);
+        pool.close_idle().expect("close");
+        let fresh = checkout(&pool);
+        assert!(!marked(&fresh), "a closed connection came back");
+    }
+
+    #[test]
+    fn new_pragmas_reach_parked_connections() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = Pool::new(dir.path().join("cache.db"), false, PRAGMAS);
+        let cache_size = |conn: &Conn| -> i64 {
+            conn.sql
+                .query_row("PRAGMA cache_size", [], |r| r.get(0))
+                .expect("pragma")
+        };
+        let conn = checkout(&pool);
+        assert_eq!(cache_size(&conn), 100);
+        pool.checkin(conn);
+        pool.set_pragmas(Pragmas {
+            cache_size: 321,
+            ..PRAGMAS
+        });
+        let conn = checkout(&pool);
+        assert_eq!(cache_size(&conn), 321);
+        pool.checkin(conn);
+    }
+
+    #[test]
+    fn connections_beyond_the_parking_slot_are_kept_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = Pool::new(dir.path().join("cache.db"), false, PRAGMAS);
+        let first = checkout(&pool);
+        let second = checkout(&pool);
+        mark(&first);
+        mark(&second);
+        pool.checkin(first);
+        pool.checkin(second);
+        let a = checkout(&pool);
+        let b = checkout(&pool);
+        assert!(marked(&a) && marked(&b), "an idle connection was dropped");
     }
 }
