@@ -6,7 +6,7 @@ mod common;
 use std::hint::black_box;
 
 use criterion::Criterion;
-use dcache::disk::{Disk, DiskFormat, FileStore, MsgpackDisk, SqlRef, from_sql, pickle};
+use dcache::disk::{Disk, DiskFormat, FileStore, MsgpackDisk, SqlRef, classify, from_sql, pickle};
 
 use benches::data::{value_1mib, value_100};
 
@@ -57,6 +57,9 @@ fn values(c: &mut Criterion) {
     });
     g.bench_function("fetch_vec_u8_1mib_serde", |b| {
         b.iter(|| black_box(from_sql::<Vec<u8>>(SqlRef::Blob(&large)).expect("fetch")));
+    });
+    g.bench_function("classify_bytes_1mib", |b| {
+        b.iter(|| black_box(classify(black_box(large.as_slice()))));
     });
     g.bench_function("copy_1mib_memcpy", |b| {
         b.iter(|| black_box(large.clone()));

@@ -42,6 +42,16 @@ pub trait Ops {
     }
     /// Streams a large value through `buf` without holding it whole; the bytes read.
     fn read_large(&mut self, key: &str, buf: &mut [u8]) -> Result<Option<u64>>;
+    /// Other ways this implementation offers to store a large value, by `op=` name (dcache:
+    /// `set_large_reader`, its `set_reader`, which streams from an `io::Read`).
+    fn set_large_variants(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Stores a large value the way `variant` (one of
+    /// [`set_large_variants`](Self::set_large_variants)) names.
+    fn set_large_variant(&mut self, variant: &str, _key: &str, _value: &[u8]) -> Result<()> {
+        Err(format!("no set_large variant {variant}").into())
+    }
     /// Other ways this implementation offers to read a large value whole, by `op=` name
     /// (dcache: `get_large_bytes`, its `get_bytes`).
     fn get_large_variants(&self) -> &'static [&'static str] {
@@ -204,6 +214,21 @@ impl Ops for DcacheOps {
                 0 => return Ok(Some(total)),
                 n => total += n as u64,
             }
+        }
+    }
+
+    fn set_large_variants(&self) -> &'static [&'static str] {
+        &["set_large_reader"]
+    }
+
+    fn set_large_variant(&mut self, variant: &str, key: &str, mut value: &[u8]) -> Result<()> {
+        match variant {
+            "set_large_reader" => {
+                Ok(self
+                    .cache
+                    .set_reader(key, &mut value, dcache::SetOptions::new())?)
+            }
+            other => Err(format!("no set_large variant {other}").into()),
         }
     }
 

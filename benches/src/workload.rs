@@ -5,7 +5,9 @@
 //!   random order.
 //! - W2: the same keys with `least-recently-used`: `get_hit_lru`.
 //! - W3: 200 values of 1 MiB: `set_large`, `get_large` (whole value), `read_large` (streamed
-//!   through a 64 KiB buffer).
+//!   through a 64 KiB buffer); for dcache also `set_large_reader` (`set_reader`) and
+//!   `get_large_bytes` (`get_bytes`), its whole-buffer paths (`set_large_reader` stores 200
+//!   more values under keys of its own).
 //! - W4: python's benchmark mix (90% get, 9% set, 1% delete over 100 hot keys, values of
 //!   1–100 bytes) on 1 and 2 threads: `mix_1t`, `mix_2t`; pure reads `get_1t`, `get_2t`; pure
 //!   writes of distinct keys on 1, 2 and 8 threads: `set_1t`, `set_2t`, `set_8t`. Wall-clock
@@ -208,6 +210,17 @@ pub fn large(reg: &Registration, work: &Path, sizes: &Sizes) -> Result<Vec<Figur
             Ok(())
         })?;
         out.time("set_large", n, took);
+        for &variant in ops.set_large_variants() {
+            let variant_keys: Vec<String> = (0..n).map(|i| format!("{variant}-{i:08}")).collect();
+            let took = timed(|| {
+                for (i, k) in variant_keys.iter().enumerate() {
+                    value[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                    ops.set_large_variant(variant, k, &value)?;
+                }
+                Ok(())
+            })?;
+            out.time(variant, n, took);
+        }
         let reads = n * sizes.large_read_passes;
         let check = |i: usize, v: Option<Vec<u8>>| {
             expect(
@@ -422,6 +435,7 @@ pub fn populate_scale(reg: &Registration, dir: &Path, keys: usize) -> Result<()>
 pub fn scale_gets(reg: &Registration, dir: &Path, keys: usize, gets: usize) -> Result<Vec<Figure>> {
     let target = reg.open(dir, Policy::LeastRecentlyStored)?;
     let mut took = Duration::ZERO;
+    let mut heap = None;
     target.with_ops(&mut |ops| {
         expect(ops.get(&data::key(0))?.is_some(), "the cache is populated")?;
         let mut rng = Rng::new(6_000 + keys as u64);
@@ -434,6 +448,8 @@ pub fn scale_gets(reg: &Registration, dir: &Path, keys: usize, gets: usize) -> R
             }
             Ok(())
         })?;
+        // Measured while the connection is open: its page cache is part of the run's heap.
+        heap = rss::heap_rss_mib();
         Ok(())
     })?;
     let op = scale_op(keys);
@@ -444,7 +460,7 @@ pub fn scale_gets(reg: &Registration, dir: &Path, keys: usize, gets: usize) -> R
         keys as u64,
         took.as_secs_f64() * keys as f64 / gets as f64,
     )];
-    if let Some(mib) = rss::heap_rss_mib() {
+    if let Some(mib) = heap {
         figures.push(Figure {
             implementation: reg.implementation.to_owned(),
             kind: reg.kind.to_owned(),

@@ -537,6 +537,9 @@ pub(crate) struct Context {
     pub(crate) rustc: String,
     pub(crate) sqlite: String,
     pub(crate) python: String,
+    /// Cores kept busy by other processes during the run, on average (other work on the
+    /// machine skews figures, the threaded ones most).
+    pub(crate) others_busy: Option<f64>,
 }
 
 impl Context {
@@ -548,6 +551,12 @@ impl Context {
         if !self.python.is_empty() {
             line.push_str("; ");
             line.push_str(&self.python);
+        }
+        if let Some(busy) = self.others_busy {
+            line = format!(
+                "{line}; other processes kept {busy:.2} of the {} cores busy on average during the run",
+                self.cores
+            );
         }
         line
     }
@@ -650,9 +659,55 @@ fn write(path: &Path, contents: &str) -> Result<(), String> {
     std::fs::write(path, contents).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// CPU time of the whole machine, busy and total, in clock ticks (`/proc/stat`).
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    // user nice system idle iowait irq softirq steal ...
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    let total: u64 = ticks.iter().take(8).sum();
+    Some((total - idle, total))
+}
+
+/// CPU time of this process and its waited-for children, in clock ticks (`/proc/self/stat`).
+fn own_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    Some(fields.iter().sum())
+}
+
+/// Cores kept busy by other processes between two samples of ([`machine_ticks`], [`own_ticks`]).
+fn others_busy(
+    before: Option<((u64, u64), u64)>,
+    after: Option<((u64, u64), u64)>,
+    cores: usize,
+) -> Option<f64> {
+    let (((busy0, total0), own0), ((busy1, total1), own1)) = (before?, after?);
+    let elapsed = (total1 - total0) as f64 / cores.max(1) as f64;
+    let others = (busy1 - busy0).saturating_sub(own1 - own0) as f64;
+    (elapsed > 0.0).then(|| others / elapsed)
+}
+
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let args = parse_args(args)?;
     let started = Instant::now();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let ticks_before = machine_ticks().zip(own_ticks());
     let root = crate::tidy::workspace_root();
     let target = target_dir(&root)?;
     let out_dir = target.join("bench");
@@ -669,6 +724,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         return Err("building the benches crate failed".to_owned());
     }
 
+    // Measured from here: the build is not part of the run.
+    let ticks_before = machine_ticks().zip(own_ticks()).or(ticks_before);
     eprintln!("== dcache and the SQLite floors");
     let mut compare = Command::new(target.join("release").join("compare"));
     compare
@@ -724,7 +781,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         mode: if args.quick { "quick" } else { "full" },
         rounds,
         cpu: first_line_of("/proc/cpuinfo", "model name").unwrap_or_else(|| "unknown CPU".into()),
-        cores: std::thread::available_parallelism().map_or(0, usize::from),
+        cores,
         memory: first_line_of("/proc/meminfo", "MemTotal").map_or_else(
             || "? ".into(),
             |kb| {
@@ -737,6 +794,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         rustc: command_output("rustc", &["--version"]).unwrap_or_else(|| "rustc ?".into()),
         sqlite: sqlite.unwrap_or_else(|| "?".into()),
         python: python_line,
+        others_busy: others_busy(ticks_before, machine_ticks().zip(own_ticks()), cores),
     };
 
     let report = json!({
@@ -751,6 +809,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             "rustc": context.rustc,
             "sqlite": context.sqlite,
             "python": context.python,
+            "other_processes_busy_cores": context.others_busy,
         },
         "figures": figures.all.iter().map(|f| json!({
             "impl": f.implementation, "kind": f.kind, "op": f.op, "n": f.n, f.metric.clone(): f.value,
@@ -888,6 +947,17 @@ mod tests {
             format!("# Title\n\nprose\n\n{BEGIN}\n\nnew table\n{END}\n\nmore prose\n")
         );
         assert!(splice("no markers", "x").is_err());
+    }
+
+    #[test]
+    fn other_work_is_what_the_machine_did_beyond_ours() {
+        // 2 cores, 1000 ticks each elapsed; the machine was busy 1500, we used 1000.
+        let before = Some(((100, 1000), 50));
+        let after = Some(((1600, 3000), 1050));
+        assert_eq!(others_busy(before, after, 2), Some(0.5));
+        assert_eq!(others_busy(None, after, 2), None);
+        assert!(machine_ticks().is_some_and(|(busy, total)| busy <= total));
+        assert!(own_ticks().is_some());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! `cargo run --release -p benches --bin compare -- [--quick]`.
 //!
 //! ```text
-//! compare [--quick] [--rounds N] [--work DIR] [--only IMPL[,IMPL…]]
+//! compare [--quick] [--rounds N] [--work DIR] [--only IMPL[,IMPL…]] [--workloads W1,W3,…]
 //! ```
 //!
 //! Progress goes to stderr, figure lines to stdout. W5's measurements run in child processes
@@ -21,7 +21,7 @@ use benches::target::{self, Registration};
 use benches::workload::{self, Sizes};
 use benches::{Figure, Result};
 
-const USAGE: &str = "usage: compare [--quick] [--rounds N] [--work DIR] [--only IMPL[,IMPL...]]
+const USAGE: &str = "usage: compare [--quick] [--rounds N] [--work DIR] [--only IMPL[,IMPL...]] [--workloads W1,...]
        compare scale --impl IMPL --kind KIND --dir DIR --keys N --gets N";
 
 struct Args {
@@ -29,6 +29,7 @@ struct Args {
     rounds: Option<usize>,
     work: Option<PathBuf>,
     only: Option<Vec<String>>,
+    workloads: Option<Vec<String>>,
 }
 
 fn main() -> ExitCode {
@@ -53,6 +54,7 @@ fn parse(args: &[String]) -> Result<Args> {
         rounds: None,
         work: None,
         only: None,
+        workloads: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -65,6 +67,9 @@ fn parse(args: &[String]) -> Result<Args> {
             "--rounds" => parsed.rounds = Some(value()?.parse()?),
             "--work" => parsed.work = Some(PathBuf::from(value()?)),
             "--only" => parsed.only = Some(value()?.split(',').map(str::to_owned).collect()),
+            "--workloads" => {
+                parsed.workloads = Some(value()?.split(',').map(str::to_owned).collect());
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}").into()),
         }
@@ -105,6 +110,12 @@ fn run(args: &Args) -> Result<()> {
                 .is_none_or(|only| only.iter().any(|o| o == r.implementation))
         })
         .collect();
+    let wanted = |name: &str| {
+        args.workloads.as_ref().is_none_or(|w| {
+            w.iter()
+                .any(|w| name.split('/').any(|part| part.eq_ignore_ascii_case(w)))
+        })
+    };
     let started = Instant::now();
     // For the report: the SQLite every Rust implementation runs on.
     println!("# sqlite {}", rusqlite::version());
@@ -119,6 +130,9 @@ fn run(args: &Args) -> Result<()> {
                 ("W4", workload::concurrent),
             ];
             for (name, step) in steps {
+                if !wanted(name) {
+                    continue;
+                }
                 eprintln!(
                     "[{:>5.1}s] round {round}/{rounds} {name} {label}",
                     started.elapsed().as_secs_f64()
@@ -129,6 +143,7 @@ fn run(args: &Args) -> Result<()> {
         }
     }
     let exe = std::env::current_exe()?;
+    let regs: Vec<Registration> = if wanted("W5") { regs } else { Vec::new() };
     for reg in &regs {
         for keys in sizes.scale_keys {
             let dir = work.join(format!("w5-{}-{}-{keys}", reg.implementation, reg.kind));

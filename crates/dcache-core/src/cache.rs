@@ -756,9 +756,12 @@ impl<D: DiskFormat> Cache<D> {
             return f(&tx.conn.sql).map_err(|e| map_err(self.db_path(), e));
         }
         let deadline = self.deadline(started);
-        let conn = self.inner.pool.checkout(deadline, started)?;
+        let conn =
+            self.inner
+                .pool
+                .checkout(conn::Use::Read, std::process::id(), deadline, started)?;
         let result = retry_busy(self.db_path(), deadline, started, || f(&conn.sql));
-        self.inner.pool.checkin(conn);
+        self.inner.pool.checkin(conn::Use::Read, conn);
         result
     }
 
@@ -771,7 +774,10 @@ impl<D: DiskFormat> Cache<D> {
         }
         let started = Instant::now();
         let deadline = self.deadline(started);
-        let conn = self.inner.pool.checkout(deadline, started)?;
+        let conn =
+            self.inner
+                .pool
+                .checkout(conn::Use::Read, std::process::id(), deadline, started)?;
         let mut backoff = Duration::from_micros(20);
         let result = loop {
             match f(&conn.sql) {
@@ -784,7 +790,7 @@ impl<D: DiskFormat> Cache<D> {
                 other => break other,
             }
         };
-        self.inner.pool.checkin(conn);
+        self.inner.pool.checkin(conn::Use::Read, conn);
         result
     }
 
@@ -1209,6 +1215,13 @@ impl<D: DiskFormat> Cache<D> {
     /// A value file that has gone missing or was truncated reads as a miss (logged as a
     /// warning), as in python.
     ///
+    /// # Bytes: use [`get_bytes`](Self::get_bytes)
+    ///
+    /// `get::<Vec<u8>>` works, but serde hands a `Vec<u8>` its bytes one at a time: about
+    /// 1 ms per MiB, ten times a file read (`docs/benchmarks.md`, `get_large`).
+    /// [`get_bytes`](Self::get_bytes) returns the bytes whole, as fast as reading the file;
+    /// [`read`](Self::read) streams them.
+    ///
     /// # Errors
     ///
     /// [`Error::Disk`] when the stored value cannot be read as `V`
@@ -1234,11 +1247,25 @@ impl<D: DiskFormat> Cache<D> {
     }
 
     /// The bytes of a bytes value (inline or in a file), without serde's per-byte decoding:
-    /// the fast way to read large binary values whole.
+    /// the way to read binary values whole. For a 1 MiB value it costs about a plain file read
+    /// (`docs/benchmarks.md`: `get_large_bytes`), ten times less than `get::<Vec<u8>>`.
     ///
     /// # Errors
     ///
     /// As [`get`](Self::get); [`dcache_disk::Error::WrongType`] for a value that is not bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = dcache_core::Cache::temp()?;
+    /// let image = vec![7u8; 1 << 20];
+    /// cache.set("image", image.as_slice())?; // a 1 MiB value file; python reads `bytes`
+    /// assert_eq!(cache.get_bytes("image")?, Some(image));
+    /// assert!(cache.get_bytes("text").is_ok_and(|v| v.is_none()));
+    /// cache.set("text", "not bytes")?;
+    /// assert!(cache.get_bytes("text").is_err());
+    /// # Ok::<(), dcache_core::Error>(())
+    /// ```
     pub fn get_bytes(&self, key: impl Serialize) -> Result<Option<Vec<u8>>> {
         Ok(self
             .lookup(key, false, |_, stored| {

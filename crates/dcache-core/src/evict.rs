@@ -88,17 +88,17 @@ impl<D: DiskFormat> Cache<D> {
     }
 
     pub(crate) fn volume_in(&self, c: &rusqlite::Connection) -> Result<u64> {
-        let (pages, size): (i64, f64) = c
-            .prepare_cached(crate::schema::PAGE_COUNT)
-            .and_then(|mut s| s.query_row([], |r| r.get(0)))
-            .and_then(|pages| {
-                c.prepare_cached(crate::schema::SETTING_VALUE)?
-                    .query_row(["size"], |r| {
-                        Ok(crate::sqlval::opt_f64(r.get_ref(0)?).unwrap_or(0.0))
-                    })
-                    .map(|size| (pages, size))
+        // One statement for both numbers: this runs inside every write.
+        let (pages, size): (i64, Option<f64>) = c
+            .prepare_cached(crate::schema::VOLUME)
+            .and_then(|mut s| {
+                s.query_row([], |r| {
+                    Ok((r.get(0)?, crate::sqlval::opt_f64(r.get_ref(1)?)))
+                })
             })
             .map_err(self.sql_err())?;
+        // No `size` row in Settings: as python, an error (a foreign or damaged database).
+        let size = size.ok_or_else(|| self.sql_err()(rusqlite::Error::QueryReturnedNoRows))?;
         let db = self.inner.page_size.saturating_mul(pages).max(0) as u64;
         Ok(db.saturating_add(size.max(0.0) as u64))
     }

@@ -4,15 +4,17 @@
 //! (3.4x and later, as bundled) re-prepares a statement every time a new value is bound to a
 //! bare `LIMIT ?` parameter, so the limits are written `LIMIT +?n`: the unary plus keeps the limit
 //! an ordinary run-time expression. And `PRAGMA page_count` is re-prepared on every run, unlike
-//! its table-valued form [`PAGE_COUNT`]. Re-preparing cost about 40% of a `set`.
+//! its table-valued form (in [`VOLUME`]). Re-preparing cost about 40% of a `set`.
 //!
 //! The SQL text is python's, including the double-quoted string literals of the triggers
 //! (`key = "count"`): SQLite resolves them as strings because the bundled SQLite keeps
 //! double-quoted strings enabled, and a `sqlite_master` identical to python's keeps
 //! `check()` and schema comparisons simple on both sides.
 
-/// The number of pages in the database (`PRAGMA page_count`, without its re-prepare per run).
-pub(crate) const PAGE_COUNT: &str = "SELECT page_count FROM pragma_page_count()";
+/// The number of pages in the database (`PRAGMA page_count`, without its re-prepare per run)
+/// and `Settings.size`: what python's `volume()` adds up.
+pub(crate) const VOLUME: &str = "SELECT (SELECT page_count FROM pragma_page_count()), \
+     (SELECT value FROM Settings WHERE key = 'size')";
 
 /// The `Settings` table.
 pub(crate) const CREATE_SETTINGS: &str =
