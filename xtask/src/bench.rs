@@ -172,6 +172,9 @@ pub(crate) struct Target {
     pub(crate) measured: Option<f64>,
     pub(crate) bound: String,
     pub(crate) met: Option<bool>,
+    /// The same figure for `sqlite-floor` and `sqlite-format-floor`, for targets that compare
+    /// an implementation with itself (scaling, size): what SQLite alone achieves.
+    pub(crate) floors: [Option<f64>; 2],
 }
 
 fn at_most(name: &str, measured: Option<f64>, limit: f64, unit: &str) -> Target {
@@ -180,6 +183,7 @@ fn at_most(name: &str, measured: Option<f64>, limit: f64, unit: &str) -> Target 
         measured,
         bound: format!("≤ {limit}{unit}"),
         met: measured.map(|m| m <= limit),
+        floors: [None, None],
     }
 }
 
@@ -189,7 +193,14 @@ fn at_least(name: &str, measured: Option<f64>, limit: f64) -> Target {
         measured,
         bound: format!("≥ {limit}"),
         met: measured.map(|m| m >= limit),
+        floors: [None, None],
     }
+}
+
+/// `target` with the same figure computed for both floors.
+fn with_floors(mut target: Target, figure: impl Fn(&str) -> Option<f64>) -> Target {
+    target.floors = ["sqlite-floor", "sqlite-format-floor"].map(figure);
+    target
 }
 
 fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -215,35 +226,49 @@ pub(crate) fn targets(figures: &Figures) -> Vec<Target> {
             "",
         ));
     }
-    out.push(at_least(
-        "get_2t throughput / get_1t throughput (dcache)",
-        ratio(us("dcache", "get_1t"), us("dcache", "get_2t")),
-        1.8,
+    let get_speedup = |i: &str| ratio(us(i, "get_1t"), us(i, "get_2t"));
+    out.push(with_floors(
+        at_least(
+            "get_2t throughput / get_1t throughput",
+            get_speedup("dcache"),
+            1.8,
+        ),
+        get_speedup,
     ));
     // Amdahl: the 90% reads run in parallel on 2 threads, the 10% writes serialize.
-    let amdahl_us = us("dcache", "set_1t")
-        .zip(us("dcache", "get_1t"))
-        .map(|(set, get)| 0.1 * set + 0.9 * get / 2.0);
-    out.push(at_least(
-        "mix_2t throughput / Amdahl bound from get_1t, set_1t (dcache)",
-        ratio(amdahl_us, us("dcache", "mix_2t")),
-        0.9,
+    let mix_vs_amdahl = |i: &str| {
+        let amdahl_us = us(i, "set_1t")
+            .zip(us(i, "get_1t"))
+            .map(|(set, get)| 0.1 * set + 0.9 * get / 2.0);
+        ratio(amdahl_us, us(i, "mix_2t"))
+    };
+    out.push(with_floors(
+        at_least(
+            "mix_2t throughput / Amdahl bound from get_1t, set_1t",
+            mix_vs_amdahl("dcache"),
+            0.9,
+        ),
+        mix_vs_amdahl,
     ));
-    out.push(at_most(
-        "get_hit_1m / get_hit_10k (dcache)",
-        ratio(us("dcache", "get_hit_1m"), us("dcache", "get_hit_10k")),
-        1.5,
-        "",
+    let scale = |i: &str| ratio(us(i, "get_hit_1m"), us(i, "get_hit_10k"));
+    out.push(with_floors(
+        at_most("get_hit_1m / get_hit_10k", scale("dcache"), 1.5, ""),
+        scale,
     ));
-    let rss_growth = figures
-        .rss("dcache", "cache", "get_hit_1m")
-        .zip(figures.rss("dcache", "cache", "get_hit_10k"))
-        .map(|(big, small)| big - small);
-    out.push(at_most(
-        "heap RSS of the 1M run − the 10k run's (dcache)",
+    let rss_growth = |i: &str| {
+        figures
+            .rss(i, "cache", "get_hit_1m")
+            .zip(figures.rss(i, "cache", "get_hit_10k"))
+            .map(|(big, small)| big - small)
+    };
+    out.push(with_floors(
+        at_most(
+            "heap RSS of the 1M run − the 10k run's",
+            rss_growth("dcache"),
+            16.0,
+            " MiB",
+        ),
         rss_growth,
-        16.0,
-        " MiB",
     ));
     out.push(at_most(
         "get_large: dcache / the floor's file read",
@@ -265,6 +290,7 @@ pub(crate) fn targets(figures: &Figures) -> Vec<Target> {
         measured: ratio(us("python-diskcache", "set_8t"), us("dcache", "set_8t")),
         bound: "–".to_owned(),
         met: None,
+        floors: [None, None],
     });
     out
 }
@@ -306,9 +332,18 @@ fn target_lines(targets: &[Target]) -> String {
             (None, Some(_)) => "recorded",
             (None, None) => "not measured",
         };
+        let floors = if t.floors.iter().any(Option::is_some) {
+            format!(
+                "; floors: sqlite {}, format {}",
+                fmt_opt(t.floors[0], 2),
+                fmt_opt(t.floors[1], 2)
+            )
+        } else {
+            String::new()
+        };
         push_line!(
             out,
-            "{verdict:>12}  {}: {} (target {})",
+            "{verdict:>12}  {}: {} (target {}{floors})",
             t.name,
             fmt_opt(t.measured, 2),
             t.bound
@@ -359,7 +394,9 @@ pub(crate) fn markdown(
         .filter(|f| f.metric == "heap_rss_mib")
         .collect();
     if !rss.is_empty() {
-        out.push_str("\nHeap (anonymous) RSS after the scale runs, MiB:\n\n");
+        out.push_str(
+            "\nHeap (anonymous) RSS of the scale runs, measured with the connection still open, MiB:\n\n",
+        );
         out.push_str("| impl | op | keys | heap RSS MiB |\n|---|---|--:|--:|\n");
         for f in rss {
             push_line!(
@@ -372,7 +409,12 @@ pub(crate) fn markdown(
             );
         }
     }
-    out.push_str("\nTargets (issue 10), from this run:\n\n| target | measured | bound | |\n|---|--:|--:|---|\n");
+    out.push_str(
+        "\nTargets (issue 10), from this run; for targets that compare an implementation with \
+         itself, the floors' own figures show what SQLite alone achieves:\n\n\
+         | target | dcache | bound | | sqlite-floor | sqlite-format-floor |\n\
+         |---|--:|--:|---|--:|--:|\n",
+    );
     for t in targets {
         let verdict = match (t.met, t.measured) {
             (Some(true), _) => "met",
@@ -382,10 +424,12 @@ pub(crate) fn markdown(
         };
         push_line!(
             out,
-            "| {} | {} | {} | {verdict} |",
+            "| {} | {} | {} | {verdict} | {} | {} |",
             t.name,
             fmt_opt(t.measured, 2),
-            t.bound
+            t.bound,
+            fmt_opt(t.floors[0], 2),
+            fmt_opt(t.floors[1], 2)
         );
     }
     out
@@ -822,6 +866,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         })).collect::<Vec<_>>(),
         "targets": targets.iter().map(|t| json!({
             "target": t.name, "measured": t.measured, "bound": t.bound, "met": t.met,
+            "sqlite_floor": t.floors[0], "sqlite_format_floor": t.floors[1],
         })).collect::<Vec<_>>(),
     });
     let report_path = out_dir.join("report.json");
@@ -899,6 +944,8 @@ mod tests {
                 fig("dcache", "get_2t", 1.6),
                 fig("dcache", "set_1t", 40.0),
                 fig("dcache", "mix_2t", 5.0),
+                fig("sqlite-format-floor", "get_1t", 3.0),
+                fig("sqlite-format-floor", "get_2t", 1.5),
             ],
         };
         let t = targets(&figures);
@@ -906,6 +953,11 @@ mod tests {
         assert_eq!(get("get_hit:").met, Some(true));
         assert_eq!(get("get_miss:").met, Some(false));
         assert_eq!(get("set:").met, None, "no format floor figure");
+        assert_eq!(
+            get("get_2t").floors,
+            [None, Some(2.0)],
+            "the format floor's own speed-up"
+        );
         assert!((get("get_2t").measured.expect("measured") - 1.875).abs() < 1e-9);
         assert_eq!(get("get_2t").met, Some(true));
         // Amdahl: 0.1 * 40 + 0.9 * 3 / 2 = 5.35 µs per op; 5.35 / 5.0 = 1.07 ≥ 0.9.
