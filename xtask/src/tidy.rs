@@ -17,7 +17,7 @@ pub(crate) const ALLOWED: &[(&str, &[&str])] = &[
     ("dcache", &["dcache-disk", "dcache-core"]),
     ("xtask", &[]),
     // Benchmarks (unpublished): measure dcache through its facade.
-    ("benches", &["dcache", "dcache-core", "dcache-disk"]),
+    ("benches", &["dcache"]),
 ];
 
 /// The workspace root (the parent of `xtask/`).

@@ -156,7 +156,9 @@ fn slot_index() -> usize {
     thread_local! {
         static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SLOTS;
     }
-    INDEX.with(|i| *i)
+    // A thread whose thread-locals are being destroyed shares slot 0 (slots are only a
+    // preference: a busy or empty slot falls back to the shared list).
+    INDEX.try_with(|i| *i).unwrap_or(0)
 }
 
 fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
