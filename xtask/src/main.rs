@@ -4,7 +4,10 @@
 //! - `tidy`: checks repository rules (crate dependency directions, lint inheritance); the same
 //!   checks run as a test in `cargo test`.
 //! - `soak`: the reliability suites at full size (`docs/reliability.md`).
+//! - `bench [--quick]`: runs the benchmarks of DESIGN.md §6 (dcache, the SQLite floors,
+//!   python-diskcache) and writes the report, the table and the chart (see `bench.rs`).
 
+mod bench;
 mod soak;
 mod tidy;
 
@@ -12,7 +15,7 @@ use std::process::ExitCode;
 
 fn usage() -> String {
     format!(
-        "usage: cargo xtask <command>\n\ncommands:\n  tidy    check repository rules\n  {}",
+        "usage: cargo xtask <command>\n\ncommands:\n  tidy    check repository rules\n  bench   run the benchmarks (dcache, SQLite floors, python-diskcache) [--quick]\n  {}",
         soak::USAGE
     )
 }
@@ -33,6 +36,13 @@ fn main() -> ExitCode {
             }
         },
         Some("soak") => soak::soak(&tidy::workspace_root(), &args[1..]),
+        Some("bench") => match bench::run(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some("help" | "--help" | "-h") => {
             println!("{}", usage());
             ExitCode::SUCCESS

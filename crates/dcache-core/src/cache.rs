@@ -1,7 +1,11 @@
 //! [`Cache`]: python-diskcache's `Cache` on SQLite.
 
+use std::any::Any;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -43,10 +47,42 @@ pub(crate) struct State<D> {
     pub(crate) disk: D,
 }
 
+/// A thread's handle on a [`State`]: cloning it touches only this thread's memory.
+// The `Rc` is the point: cloning an `Arc` shared by all threads writes its reference count,
+// a cache line every core then fights over; this thread's `Rc` around it is written by no one
+// else.
+#[allow(clippy::redundant_allocation)]
+pub(crate) struct StateRef<D>(Rc<Arc<State<D>>>);
+
+impl<D> std::ops::Deref for StateRef<D> {
+    type Target = State<D>;
+
+    fn deref(&self) -> &State<D> {
+        &self.0
+    }
+}
+
+/// Snapshots a thread keeps, at most (the oldest goes first).
+const SNAPSHOTS_KEPT: usize = 64;
+
+thread_local! {
+    /// This thread's snapshots of cache states (`Arc<State<D>>` of any `D`), by generation.
+    static SNAPSHOTS: RefCell<Vec<(u64, Rc<dyn Any>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A generation no other state of any cache in this process has had.
+fn next_state_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 pub(crate) struct Inner<D> {
     pub(crate) dir: PathBuf,
     pub(crate) files: FileStore,
-    pub(crate) state: RwLock<Arc<State<D>>>,
+    /// The current settings and disk, with the generation that names them.
+    pub(crate) state: RwLock<(u64, Arc<State<D>>)>,
+    /// The generation in `state`, readable without the lock (see [`Cache::state`]).
+    pub(crate) state_generation: AtomicU64,
     pub(crate) pool: Pool,
     pub(crate) writer: Arc<WriterLock>,
     pub(crate) timeout: Duration,
@@ -343,6 +379,7 @@ impl<D: DiskFormat> CacheBuilder<D> {
         };
         let pragmas = pragmas_of(&opened.settings, self.durability == Durability::Full);
         let pool = Pool::new(dir.join("cache.db"), opened.access, pragmas);
+        let generation = next_state_generation();
         let files = FileStore::new(&dir).with_sync(self.durability == Durability::Full);
         // The connection used to open is not reused: it has no pragmas applied yet, and
         // opening is rare.
@@ -351,10 +388,14 @@ impl<D: DiskFormat> CacheBuilder<D> {
             inner: Arc::new(Inner {
                 dir,
                 files,
-                state: RwLock::new(Arc::new(State {
-                    settings: opened.settings,
-                    disk: opened.disk,
-                })),
+                state: RwLock::new((
+                    generation,
+                    Arc::new(State {
+                        settings: opened.settings,
+                        disk: opened.disk,
+                    }),
+                )),
+                state_generation: AtomicU64::new(generation),
                 pool,
                 writer,
                 timeout: self.timeout,
@@ -465,6 +506,87 @@ impl Found {
 /// the entry meanwhile (each time a different file), before it reads the entry as a miss.
 const MISSING_FILE_RETRIES: usize = 100;
 
+/// A live row read by a lookup, its value decoded or its file still to read.
+struct Hit<T> {
+    rowid: i64,
+    expire_time: Option<f64>,
+    tag: Option<Tag>,
+    value: Fetch<T>,
+}
+
+/// The value of a [`Hit`].
+enum Fetch<T> {
+    /// An inline value, decoded from the borrowed column.
+    Decoded(std::result::Result<T, dcache_disk::Error>),
+    /// A value file, read once the statement is done.
+    File {
+        mode: Mode,
+        filename: String,
+        size: u64,
+        value: SqlValue,
+    },
+}
+
+impl<T> Hit<T> {
+    /// Reads a row of [`schema::SELECT_LIVE`] (`meta`) or [`schema::SELECT_LIVE_VALUE`],
+    /// decoding an inline value in place.
+    fn from_row(
+        row: &Row<'_>,
+        meta: bool,
+        decode: impl FnOnce(StoredRef<'_>) -> std::result::Result<T, dcache_disk::Error>,
+    ) -> Result<Hit<T>> {
+        fn column(e: impl std::fmt::Display) -> Error {
+            Error::from(dcache_disk::Error::Decode {
+                format: dcache_disk::Format::Raw,
+                reason: format!("unexpected column type in the Cache table: {e}"),
+            })
+        }
+        // Column of `mode`; `filename`, `value` and `size` follow.
+        let at = if meta { 3 } else { 0 };
+        let mode = Mode::from_column(row.get::<_, i64>(at).map_err(column)?)?;
+        let size = u64::try_from(
+            row.get::<_, Option<i64>>(at + 3)
+                .map_err(column)?
+                .unwrap_or(0),
+        )
+        .unwrap_or(0);
+        let filename = match sql_ref(row.get_ref(at + 1).map_err(column)?)? {
+            SqlRef::Null => None,
+            SqlRef::Text(name) => Some(name),
+            other => return Err(column(format!("filename is {}", other.storage_class()))),
+        };
+        let value = sql_ref(row.get_ref(at + 2).map_err(column)?)?;
+        let value = match filename {
+            None => Fetch::Decoded(decode(StoredRef {
+                size,
+                mode,
+                filename: None,
+                value,
+            })),
+            Some(name) => Fetch::File {
+                mode,
+                filename: name.to_owned(),
+                size,
+                value: value.to_owned(),
+            },
+        };
+        if !meta {
+            return Ok(Hit {
+                rowid: 0,
+                expire_time: None,
+                tag: None,
+                value,
+            });
+        }
+        Ok(Hit {
+            rowid: row.get(0).map_err(column)?,
+            expire_time: opt_f64(row.get_ref(1).map_err(column)?),
+            tag: Tag::from_sql(sql_ref(row.get_ref(2).map_err(column)?)?),
+            value,
+        })
+    }
+}
+
 /// Whether a disk error means the value's file is gone or damaged: python reads that as a
 /// miss, and so does dcache (with a warning in the log).
 fn is_missing_file(e: &Error) -> bool {
@@ -562,14 +684,49 @@ impl<D: DiskFormat> Cache<D> {
         &self.inner.clock
     }
 
-    pub(crate) fn state(&self) -> Arc<State<D>> {
-        Arc::clone(
-            &self
+    /// This thread's snapshot of the settings and disk in effect.
+    ///
+    /// Every operation starts here, so it must not write memory other threads use: a thread
+    /// keeps the snapshots it has seen, each under its generation (unique in the process), and
+    /// checks the current generation with a plain atomic load. Only after a
+    /// [`reset`](Self::reset) does it take the lock again.
+    pub(crate) fn state(&self) -> StateRef<D> {
+        let generation = self.inner.state_generation.load(Ordering::Acquire);
+        let cached = SNAPSHOTS
+            .try_with(|s| {
+                s.try_borrow().ok().and_then(|s| {
+                    s.iter()
+                        .rev()
+                        .find(|(g, _)| *g == generation)
+                        .map(|(_, snapshot)| Rc::clone(snapshot))
+                })
+            })
+            .ok()
+            .flatten()
+            .and_then(|snapshot| snapshot.downcast::<Arc<State<D>>>().ok());
+        if let Some(state) = cached {
+            return StateRef(state);
+        }
+        let (generation, state) = {
+            let guard = self
                 .inner
                 .state
                 .read()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
+                .unwrap_or_else(PoisonError::into_inner);
+            (guard.0, Rc::new(Arc::clone(&guard.1)))
+        };
+        SNAPSHOTS
+            .try_with(|s| {
+                if let Ok(mut s) = s.try_borrow_mut() {
+                    if s.len() >= SNAPSHOTS_KEPT {
+                        s.remove(0);
+                    }
+                    s.push((generation, Rc::clone(&state) as Rc<dyn Any>));
+                }
+            })
+            // A thread whose thread-locals are being destroyed uses the snapshot once.
+            .unwrap_or(());
+        StateRef(state)
     }
 
     pub(crate) fn now(&self) -> f64 {
@@ -612,9 +769,12 @@ impl<D: DiskFormat> Cache<D> {
             return f(&tx.conn.sql).map_err(|e| map_err(self.db_path(), e));
         }
         let deadline = self.deadline(started);
-        let conn = self.inner.pool.checkout(deadline, started)?;
+        let conn =
+            self.inner
+                .pool
+                .checkout(conn::Use::Read, std::process::id(), deadline, started)?;
         let result = retry_busy(self.db_path(), deadline, started, || f(&conn.sql));
-        self.inner.pool.checkin(conn);
+        self.inner.pool.checkin(conn::Use::Read, conn);
         result
     }
 
@@ -627,7 +787,10 @@ impl<D: DiskFormat> Cache<D> {
         }
         let started = Instant::now();
         let deadline = self.deadline(started);
-        let conn = self.inner.pool.checkout(deadline, started)?;
+        let conn =
+            self.inner
+                .pool
+                .checkout(conn::Use::Read, std::process::id(), deadline, started)?;
         let mut backoff = Duration::from_micros(20);
         let result = loop {
             match f(&conn.sql) {
@@ -640,7 +803,7 @@ impl<D: DiskFormat> Cache<D> {
                 other => break other,
             }
         };
-        self.inner.pool.checkin(conn);
+        self.inner.pool.checkin(conn::Use::Read, conn);
         result
     }
 
@@ -1039,7 +1202,7 @@ impl<D: DiskFormat> Cache<D> {
                         (1, SqlValue::Integer(i)) => *i,
                         _ => {
                             return Err(Error::NotAnInteger {
-                                found: describe_stored(mode, &current),
+                                found: describe_stored(mode, current.as_ref()),
                             });
                         }
                     };
@@ -1067,13 +1230,24 @@ impl<D: DiskFormat> Cache<D> {
     /// A value file that has gone missing or was truncated reads as a miss (logged as a
     /// warning), as in python.
     ///
+    /// # Bytes: use [`get_bytes`](Self::get_bytes)
+    ///
+    /// `get::<Vec<u8>>` works, but serde hands a `Vec<u8>` its bytes one at a time: about
+    /// 1 ms per MiB, ten times a file read (`docs/benchmarks.md`, `get_large`).
+    /// [`get_bytes`](Self::get_bytes) returns the bytes whole, as fast as reading the file;
+    /// [`read`](Self::read) streams them.
+    ///
     /// # Errors
     ///
     /// [`Error::Disk`] when the stored value cannot be read as `V`
     /// ([`dcache_disk::Error::WrongType`]) or is corrupt; [`Error::Sqlite`]; with statistics
     /// or an LRU/LFU policy (reads then write), [`Error::Timeout`].
     pub fn get<V: DeserializeOwned>(&self, key: impl Serialize) -> Result<Option<V>> {
-        Ok(self.get_entry(key)?.map(|e| e.value))
+        Ok(self
+            .lookup(key, false, |state, stored| {
+                state.disk.fetch::<V>(stored, &self.inner.files)
+            })?
+            .map(|e| e.value))
     }
 
     /// The value with its expiry time and tag (python's `get(expire_time=True, tag=True)`).
@@ -1082,26 +1256,42 @@ impl<D: DiskFormat> Cache<D> {
     ///
     /// As [`get`](Self::get).
     pub fn get_entry<V: DeserializeOwned>(&self, key: impl Serialize) -> Result<Option<Entry<V>>> {
-        self.lookup(key, |state, found| {
-            state.disk.fetch::<V>(found.stored(), &self.inner.files)
+        self.lookup(key, true, |state, stored| {
+            state.disk.fetch::<V>(stored, &self.inner.files)
         })
     }
 
     /// The bytes of a bytes value (inline or in a file), without serde's per-byte decoding:
-    /// the fast way to read large binary values whole.
+    /// the way to read binary values whole. For a 1 MiB value it costs about a plain file read
+    /// (`docs/benchmarks.md`: `get_large_bytes`), ten times less than `get::<Vec<u8>>`.
     ///
     /// # Errors
     ///
     /// As [`get`](Self::get); [`dcache_disk::Error::WrongType`] for a value that is not bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = dcache_core::Cache::temp()?;
+    /// let image = vec![7u8; 1 << 20];
+    /// cache.set("image", image.as_slice())?; // a 1 MiB value file; python reads `bytes`
+    /// assert_eq!(cache.get_bytes("image")?, Some(image));
+    /// assert!(cache.get_bytes("text").is_ok_and(|v| v.is_none()));
+    /// cache.set("text", "not bytes")?;
+    /// assert!(cache.get_bytes("text").is_err());
+    /// # Ok::<(), dcache_core::Error>(())
+    /// ```
     pub fn get_bytes(&self, key: impl Serialize) -> Result<Option<Vec<u8>>> {
         Ok(self
-            .lookup(key, |_, found| {
-                match (found.mode, &found.filename, &found.value) {
-                    (Mode::RAW, None, SqlValue::Blob(b)) => Ok(b.clone()),
-                    (Mode::BINARY, Some(name), _) => Ok(self.inner.files.read(name, found.size)?),
+            .lookup(key, false, |_, stored| {
+                match (stored.mode, stored.filename, stored.value) {
+                    (Mode::RAW, None, SqlRef::Blob(b)) => Ok(b.to_vec()),
+                    (Mode::BINARY, Some(name), _) => {
+                        Ok(self.inner.files.read(name, stored.size)?)
+                    }
                     _ => Err(dcache_disk::Error::WrongType {
                         expected: "bytes".into(),
-                        found: describe_stored(i64::from(found.mode.0), &found.value),
+                        found: describe_stored(i64::from(stored.mode.0), stored.value),
                     }),
                 }
             })?
@@ -1117,20 +1307,20 @@ impl<D: DiskFormat> Cache<D> {
     /// value, which has no byte form to stream.
     pub fn read(&self, key: impl Serialize) -> Result<Option<ValueReader>> {
         Ok(self
-            .lookup(key, |_, found| {
-                match (found.mode, &found.filename, &found.value) {
+            .lookup(key, false, |_, stored| {
+                match (stored.mode, stored.filename, stored.value) {
                     (Mode::BINARY | Mode::TEXT, Some(name), _) => {
-                        Ok(ValueReader::File(self.inner.files.open(name, found.size)?))
+                        Ok(ValueReader::File(self.inner.files.open(name, stored.size)?))
                     }
-                    (Mode::RAW, None, SqlValue::Blob(b)) => {
-                        Ok(ValueReader::Inline(std::io::Cursor::new(b.clone())))
+                    (Mode::RAW, None, SqlRef::Blob(b)) => {
+                        Ok(ValueReader::Inline(std::io::Cursor::new(b.to_vec())))
                     }
-                    (Mode::RAW, None, SqlValue::Text(s)) => Ok(ValueReader::Inline(
-                        std::io::Cursor::new(s.clone().into_bytes()),
+                    (Mode::RAW, None, SqlRef::Text(s)) => Ok(ValueReader::Inline(
+                        std::io::Cursor::new(s.as_bytes().to_vec()),
                     )),
                     _ => Err(dcache_disk::Error::WrongType {
                         expected: "bytes or text to stream".into(),
-                        found: describe_stored(i64::from(found.mode.0), &found.value),
+                        found: describe_stored(i64::from(stored.mode.0), stored.value),
                     }),
                 }
             })?
@@ -1186,47 +1376,107 @@ impl<D: DiskFormat> Cache<D> {
 
     /// Looks up the live row of `key` and decodes it with `decode`; records statistics and
     /// access for LRU/LFU in a write transaction when those are on.
+    ///
+    /// An inline value is decoded straight from the row, without copying the column; a value
+    /// file is read after the statement finished, so no read transaction stays open during
+    /// file I/O. Without `meta`, the entry's expiry time and tag are not read (`None`).
     pub(crate) fn lookup<T>(
         &self,
         key: impl Serialize,
-        decode: impl Fn(&State<D>, &Found) -> std::result::Result<T, dcache_disk::Error>,
+        meta: bool,
+        decode: impl Fn(&State<D>, StoredRef<'_>) -> std::result::Result<T, dcache_disk::Error>,
     ) -> Result<Option<Entry<T>>> {
         let state = self.state();
         let key = state.disk.put(&key)?;
         let now = self.now();
-        let select = |c: &Connection| -> Result<Option<Found>> {
-            let mut stmt = c
-                .prepare_cached(schema::SELECT_LIVE)
-                .map_err(self.sql_err())?;
+        let settings = &state.settings;
+        let records = settings.statistics || settings.eviction_policy.updates_on_get();
+        let fast = !records || self.is_read_only();
+        // Recording reads needs the rowid: the full row.
+        let meta = meta || !fast;
+        let select = |c: &Connection| -> Result<Option<Hit<T>>> {
+            let sql = if meta {
+                schema::SELECT_LIVE
+            } else {
+                schema::SELECT_LIVE_VALUE
+            };
+            let mut stmt = c.prepare_cached(sql).map_err(self.sql_err())?;
             let mut rows = stmt
                 .query((Bind(key.value.as_ref()), key.raw, now))
                 .map_err(self.sql_err())?;
             match rows.next().map_err(self.sql_err())? {
-                Some(row) => Found::from_row(row).map(Some),
+                Some(row) => Hit::from_row(row, meta, |stored| decode(&state, stored)).map(Some),
                 None => Ok(None),
             }
         };
-        let settings = &state.settings;
-        let records = settings.statistics || settings.eviction_policy.updates_on_get();
-        if !records || self.is_read_only() {
+        // The entry of a hit; a value file that has gone missing is an error here, which the
+        // callers below turn into a miss.
+        let entry = |hit: Hit<T>| -> Result<Entry<T>> {
+            let Hit {
+                rowid: _,
+                expire_time,
+                tag,
+                value,
+            } = hit;
+            let decoded = match value {
+                Fetch::Decoded(v) => v,
+                Fetch::File {
+                    mode,
+                    filename,
+                    size,
+                    value,
+                } => decode(
+                    &state,
+                    StoredRef {
+                        size,
+                        mode,
+                        filename: Some(&filename),
+                        value: value.as_ref(),
+                    },
+                ),
+            };
+            Ok(Entry {
+                value: decoded?,
+                expire_time: expire_time.and_then(from_unix),
+                tag,
+            })
+        };
+        // The value of a hit, or `None` for a value file that has gone missing (a miss).
+        let value = |hit: Hit<T>| -> Result<Option<Entry<T>>> {
+            match entry(hit) {
+                Ok(entry) => Ok(Some(entry)),
+                Err(e) if is_missing_file(&e) => {
+                    log::warn!("dcache: reading a damaged entry as a miss: {e}");
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            }
+        };
+        if fast {
             // The row is read without a transaction, so a writer may replace the entry and
             // unlink its old value file before the file is read: then the row is read again.
-            // The same file still referenced and still missing is a damaged entry.
-            let mut missing: Option<(Option<String>, Error)> = None;
+            // The same file still referenced and still missing is a damaged entry (a miss).
+            let mut missing: Option<(String, Error)> = None;
             for _ in 0..MISSING_FILE_RETRIES {
-                let Some(found) = self.read_with(&select)? else {
+                let Some(hit) = self.read_with(&select)? else {
                     return Ok(None);
                 };
-                if missing
-                    .as_ref()
-                    .is_some_and(|(name, _)| *name == found.filename)
+                let file = match &hit.value {
+                    Fetch::File { filename, .. } => Some(filename.clone()),
+                    Fetch::Decoded(_) => None,
+                };
+                if let (Some(file), Some((gone, _))) = (&file, &missing)
+                    && file == gone
                 {
                     break;
                 }
-                match decode(&state, &found).map_err(Error::from) {
-                    Ok(v) => return Ok(Some(found.entry(v))),
-                    Err(e) if is_missing_file(&e) => missing = Some((found.filename, e)),
+                match entry(hit) {
+                    Ok(entry) => return Ok(Some(entry)),
+                    Err(e) if is_missing_file(&e) => missing = file.map(|f| (f, e)),
                     Err(e) => return Err(e),
+                }
+                if missing.is_none() {
+                    break;
                 }
             }
             if let Some((_, e)) = missing {
@@ -1243,22 +1493,18 @@ impl<D: DiskFormat> Cache<D> {
                     .map(drop)
                     .map_err(&err)
             };
-            let Some(found) = select(tx.sql)? else {
+            let Some(hit) = select(tx.sql)? else {
                 if settings.statistics {
                     count("misses")?;
                 }
                 return Ok(None);
             };
-            let value = match decode(&state, &found).map_err(Error::from) {
-                Ok(v) => v,
-                Err(e) if is_missing_file(&e) => {
-                    log::warn!("dcache: reading a damaged entry as a miss: {e}");
-                    if settings.statistics {
-                        count("misses")?;
-                    }
-                    return Ok(None);
+            let rowid = hit.rowid;
+            let Some(entry) = value(hit)? else {
+                if settings.statistics {
+                    count("misses")?;
                 }
-                Err(e) => return Err(e),
+                return Ok(None);
             };
             if settings.statistics {
                 count("hits")?;
@@ -1267,18 +1513,18 @@ impl<D: DiskFormat> Cache<D> {
                 EvictionPolicy::LeastRecentlyUsed => tx
                     .sql
                     .prepare_cached("UPDATE Cache SET access_time = ?1 WHERE rowid = ?2")
-                    .and_then(|mut s| s.execute((now, found.rowid)))
+                    .and_then(|mut s| s.execute((now, rowid)))
                     .map_err(&err)?,
                 EvictionPolicy::LeastFrequentlyUsed => tx
                     .sql
                     .prepare_cached(
                         "UPDATE Cache SET access_count = access_count + 1 WHERE rowid = ?1",
                     )
-                    .and_then(|mut s| s.execute([found.rowid]))
+                    .and_then(|mut s| s.execute([rowid]))
                     .map_err(&err)?,
                 _ => 0,
             };
-            Ok(Some(found.entry(value)))
+            Ok(Some(entry))
         })
     }
 
@@ -1460,11 +1706,16 @@ impl<D: DiskFormat> Cache<D> {
     }
 
     pub(crate) fn replace_state(&self, settings: Settings, disk: D) {
-        *self
+        let mut guard = self
             .inner
             .state
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(State { settings, disk });
+            .unwrap_or_else(PoisonError::into_inner);
+        let generation = next_state_generation();
+        *guard = (generation, Arc::new(State { settings, disk }));
+        self.inner
+            .state_generation
+            .store(generation, Ordering::Release);
     }
 
     /// Closes the idle connections of this cache (python's `close`). The cache stays usable:
@@ -1489,9 +1740,9 @@ fn check_tag(tag: Option<&Tag>) -> Result<()> {
 type IncrRow = (i64, Option<f64>, Option<String>, SqlValue, i64);
 
 /// Describes a stored value for error messages ("an inline pickle", "text", …).
-pub(crate) fn describe_stored(mode: i64, value: &SqlValue) -> String {
+pub(crate) fn describe_stored(mode: i64, value: SqlRef<'_>) -> String {
     match (mode, value) {
-        (1, v) => format!("raw {}", v.as_ref().storage_class().to_ascii_lowercase()),
+        (1, v) => format!("raw {}", v.storage_class().to_ascii_lowercase()),
         (2, _) => "bytes value file".to_owned(),
         (3, _) => "text value file".to_owned(),
         (4, _) => "pickled value".to_owned(),

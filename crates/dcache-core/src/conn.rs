@@ -14,7 +14,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError, Weak};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -38,8 +39,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The in-process writer lock of one database file.
 #[derive(Debug, Default)]
 pub(crate) struct WriterLock {
-    owner: Mutex<Option<(u32, ThreadId)>>,
+    state: Mutex<LockState>,
     released: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct LockState {
+    owner: Option<(u32, ThreadId)>,
+    /// Threads waiting on `released`: a release wakes one only if there is one (a wake-up is a
+    /// system call).
+    waiters: usize,
 }
 
 /// Holding the [`WriterLock`]; released on drop.
@@ -62,35 +71,41 @@ impl WriterLock {
         fresh
     }
 
-    /// Waits for the lock until `deadline` (forever with `None`).
-    pub(crate) fn acquire(self: &Arc<Self>, deadline: Option<Instant>) -> Option<WriterGuard> {
-        let me = (std::process::id(), thread::current().id());
-        let mut owner = lock(&self.owner);
+    /// Waits for the lock until `deadline` (forever with `None`); `pid` is this process's id.
+    pub(crate) fn acquire(
+        self: &Arc<Self>,
+        deadline: Option<Instant>,
+        pid: u32,
+    ) -> Option<WriterGuard> {
+        let me = (pid, thread::current().id());
+        let mut state = lock(&self.state);
         loop {
-            match *owner {
+            match state.owner {
                 None => break,
                 // Held by a thread of the parent process before a fork: it does not exist here.
-                Some((pid, _)) if pid != me.0 => break,
+                Some((owner_pid, _)) if owner_pid != me.0 => break,
                 Some(_) => {}
             }
-            owner = match deadline {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return None;
+            }
+            state.waiters += 1;
+            state = match deadline {
                 None => self
                     .released
-                    .wait(owner)
+                    .wait(state)
                     .unwrap_or_else(PoisonError::into_inner),
                 Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return None;
-                    }
                     self.released
-                        .wait_timeout(owner, d - now)
+                        .wait_timeout(state, d - now)
                         .unwrap_or_else(PoisonError::into_inner)
                         .0
                 }
             };
+            state.waiters -= 1;
         }
-        *owner = Some(me);
+        state.owner = Some(me);
         Some(WriterGuard {
             lock: Arc::clone(self),
         })
@@ -99,8 +114,14 @@ impl WriterLock {
 
 impl Drop for WriterGuard {
     fn drop(&mut self) {
-        *lock(&self.lock.owner) = None;
-        self.lock.released.notify_one();
+        let waiting = {
+            let mut state = lock(&self.lock.state);
+            state.owner = None;
+            state.waiters > 0
+        };
+        if waiting {
+            self.lock.released.notify_one();
+        }
     }
 }
 
@@ -133,13 +154,65 @@ pub(crate) enum Access {
     Immutable,
 }
 
+/// Parking places for idle connections, one per thread (modulo [`SLOTS`]).
+const SLOTS: usize = 32;
+
+/// Where one thread parks its connection between operations. Aligned so that no two slots
+/// share a cache line: a thread taking and returning its connection writes only memory no
+/// other thread touches, so concurrent readers do not slow each other down.
+#[derive(Default)]
+#[repr(align(128))]
+struct Slot(Mutex<Option<Conn>>);
+
+/// This thread's slot: threads are numbered in the order they first use a pool.
+fn slot_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SLOTS;
+    }
+    // A thread whose thread-locals are being destroyed shares slot 0 (slots are only a
+    // preference: a busy or empty slot falls back to the shared list).
+    INDEX.try_with(|i| *i).unwrap_or(0)
+}
+
+fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+/// What a connection is taken from the pool for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Use {
+    /// Reads in autocommit mode: the calling thread's own connection.
+    Read,
+    /// A write transaction, under the writer lock: the pool's writer connection.
+    Write,
+}
+
 /// Opens connections to one database and keeps idle ones for reuse.
+///
+/// For reads, a thread gets back the connection it used last (its [`Slot`]), without locks or
+/// memory shared with other threads; connections beyond one per slot wait in a shared list,
+/// and a thread with neither takes one parked by another thread before opening a new one.
+///
+/// Writes, which the writer lock serializes anyway, all use one connection, whatever the
+/// thread. SQLite drops a connection's page cache when another connection has committed since
+/// its last transaction: with a connection per writing thread, threads taking turns would each
+/// re-read every page they touch (about 10 `pread`s per `set`, which doubled the time of
+/// `set_2t`).
 pub(crate) struct Pool {
     pub(crate) db_path: PathBuf,
     access: Access,
+    slots: Box<[Slot]>,
+    writer: Slot,
     idle: Mutex<Vec<Conn>>,
     /// The pragmas new and reused connections must have, and their generation.
     pragmas: Mutex<(u64, Pragmas)>,
+    /// The generation in `pragmas`, readable without the lock.
+    generation: AtomicU64,
 }
 
 impl Pool {
@@ -147,8 +220,11 @@ impl Pool {
         Pool {
             db_path,
             access,
+            slots: (0..SLOTS).map(|_| Slot::default()).collect(),
+            writer: Slot::default(),
             idle: Mutex::new(Vec::new()),
             pragmas: Mutex::new((0, pragmas)),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -188,16 +264,30 @@ impl Pool {
         let mut p = lock(&self.pragmas);
         if p.1 != pragmas {
             *p = (p.0 + 1, pragmas);
+            self.generation.store(p.0, Ordering::Release);
         }
     }
 
-    /// Takes an idle connection or opens one. Opening retries while the database is busy
-    /// (another connection closing last checkpoints the WAL under an exclusive lock).
-    pub(crate) fn checkout(&self, deadline: Option<Instant>, started: Instant) -> Result<Conn> {
-        let pid = std::process::id();
-        let (generation, pragmas) = *lock(&self.pragmas);
+    /// Takes this thread's parked connection, another idle one, or opens one. Opening
+    /// retries while the database is busy (another connection closing last checkpoints the
+    /// WAL under an exclusive lock).
+    ///
+    /// `pid` is this process's id (`std::process::id()`, a system call: one per operation):
+    /// a connection is used only by the process that opened it.
+    pub(crate) fn checkout(
+        &self,
+        purpose: Use,
+        pid: u32,
+        deadline: Option<Instant>,
+        started: Instant,
+    ) -> Result<Conn> {
+        let mine = slot_index();
+        let mut parked = try_lock(&self.slot(purpose, mine).0).and_then(|mut s| s.take());
         loop {
-            let candidate = lock(&self.idle).pop();
+            let candidate = parked
+                .take()
+                .or_else(|| lock(&self.idle).pop())
+                .or_else(|| self.steal(mine));
             match candidate {
                 Some(conn) if conn.pid != pid => {
                     // Opened by the parent before a fork: closing it here could release the
@@ -205,7 +295,8 @@ impl Pool {
                     std::mem::forget(conn);
                 }
                 Some(mut conn) => {
-                    if conn.generation != generation {
+                    if conn.generation != self.generation.load(Ordering::Acquire) {
+                        let (generation, pragmas) = *lock(&self.pragmas);
                         retry_busy(&self.db_path, deadline, started, || {
                             apply_pragmas(&conn.sql, &pragmas)
                         })?;
@@ -214,6 +305,7 @@ impl Pool {
                     return Ok(conn);
                 }
                 None => {
+                    let (generation, pragmas) = *lock(&self.pragmas);
                     let sql = Self::connect(&self.db_path, self.access)?;
                     retry_busy(&self.db_path, deadline, started, || {
                         apply_pragmas(&sql, &pragmas)
@@ -228,21 +320,57 @@ impl Pool {
         }
     }
 
-    /// Returns a connection for reuse.
-    pub(crate) fn checkin(&self, conn: Conn) {
-        if conn.pid == std::process::id() {
-            lock(&self.idle).push(conn);
-        } else {
-            std::mem::forget(conn);
+    /// Takes a connection parked in another thread's slot (that thread may have ended): a new
+    /// thread reuses an idle connection rather than opening one, so the pool holds about as
+    /// many connections as threads use it at once.
+    fn steal(&self, mine: usize) -> Option<Conn> {
+        (1..SLOTS)
+            .map(|i| &self.slots[(mine + i) % SLOTS])
+            .find_map(|slot| try_lock(&slot.0).and_then(|mut s| s.take()))
+    }
+
+    fn slot(&self, purpose: Use, mine: usize) -> &Slot {
+        match purpose {
+            Use::Read => &self.slots[mine],
+            Use::Write => &self.writer,
         }
+    }
+
+    /// Returns a connection for reuse: parked in this thread's slot (or the writer's) if free.
+    ///
+    /// The process id is not checked here: a connection checked out by this process is
+    /// returned by it (a child forked in between only finds it idle, and [`checkout`],
+    /// [`close_idle`] and drop never use or close a connection of another process).
+    ///
+    /// [`checkout`]: Self::checkout
+    /// [`close_idle`]: Self::close_idle
+    pub(crate) fn checkin(&self, purpose: Use, conn: Conn) {
+        if let Some(mut slot) = try_lock(&self.slot(purpose, slot_index()).0)
+            && slot.is_none()
+        {
+            *slot = Some(conn);
+            return;
+        }
+        lock(&self.idle).push(conn);
+    }
+
+    /// Takes every idle connection out of the pool.
+    fn take_idle(&self) -> Vec<Conn> {
+        let mut idle = std::mem::take(&mut *lock(&self.idle));
+        idle.extend(
+            self.slots
+                .iter()
+                .chain(std::iter::once(&self.writer))
+                .filter_map(|s| lock(&s.0).take()),
+        );
+        idle
     }
 
     /// Closes idle connections.
     pub(crate) fn close_idle(&self) -> Result<()> {
-        let idle = std::mem::take(&mut *lock(&self.idle));
         let pid = std::process::id();
         let mut first_err = None;
-        for conn in idle {
+        for conn in self.take_idle() {
             if conn.pid != pid {
                 std::mem::forget(conn);
             } else if let Err((_, e)) = conn.sql.close() {
@@ -256,7 +384,7 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         let pid = std::process::id();
-        for conn in std::mem::take(self.idle.get_mut().unwrap_or_else(PoisonError::into_inner)) {
+        for conn in self.take_idle() {
             if conn.pid != pid {
                 std::mem::forget(conn);
             }
@@ -376,7 +504,12 @@ pub(crate) fn db_id(writer: &Arc<WriterLock>) -> usize {
 
 /// The write transaction this thread has open on `db`, if any.
 pub(crate) fn active(db: usize) -> Option<Rc<ActiveTx>> {
-    ACTIVE.with(|a| a.borrow().iter().find(|t| t.db == db).cloned())
+    // During thread-local teardown (a destructor doing cache work) there is no registry:
+    // nothing to join.
+    ACTIVE
+        .try_with(|a| a.borrow().iter().find(|t| t.db == db).cloned())
+        .ok()
+        .flatten()
 }
 
 /// The handle given to code running inside a write transaction.
@@ -429,10 +562,16 @@ pub(crate) fn write<T, E: From<Error>>(
         }
         .into());
     }
-    let guard = ctx.writer.acquire(ctx.deadline).ok_or(Error::Timeout {
-        waited: ctx.started.elapsed(),
-    })?;
-    let conn = ctx.pool.checkout(ctx.deadline, ctx.started)?;
+    let pid = std::process::id();
+    let guard = ctx
+        .writer
+        .acquire(ctx.deadline, pid)
+        .ok_or(Error::Timeout {
+            waited: ctx.started.elapsed(),
+        })?;
+    let conn = ctx
+        .pool
+        .checkout(Use::Write, pid, ctx.deadline, ctx.started)?;
     let begun = retry_busy(&ctx.pool.db_path, ctx.deadline, ctx.started, || {
         conn.sql
             .prepare_cached("BEGIN IMMEDIATE")?
@@ -440,7 +579,7 @@ pub(crate) fn write<T, E: From<Error>>(
             .map(drop)
     });
     if let Err(e) = begun {
-        ctx.pool.checkin(conn);
+        ctx.pool.checkin(Use::Write, conn);
         return Err(e.into());
     }
     let frame = Frame::begin(ctx.pool, db, conn, guard);
@@ -513,7 +652,13 @@ impl<'a> Frame<'a> {
             conn,
             pending: RefCell::new(Pending::default()),
         });
-        ACTIVE.with(|a| a.borrow_mut().push(Rc::clone(&tx)));
+        // Unregistered during thread-local teardown: later calls then cannot join it.
+        if ACTIVE
+            .try_with(|a| a.borrow_mut().push(Rc::clone(&tx)))
+            .is_err()
+        {
+            log::debug!("dcache: a transaction began during thread teardown");
+        }
         Frame {
             pool,
             tx: Some(tx),
@@ -584,18 +729,25 @@ impl<'a> Frame<'a> {
         let Some(tx) = self.tx.take() else {
             return Pending::default();
         };
-        ACTIVE.with(|a| a.borrow_mut().retain(|t| !Rc::ptr_eq(t, &tx)));
-        self.guard = None;
-        match Rc::try_unwrap(tx) {
+        if ACTIVE
+            .try_with(|a| a.borrow_mut().retain(|t| !Rc::ptr_eq(t, &tx)))
+            .is_err()
+        {
+            log::debug!("dcache: a transaction ended during thread teardown");
+        }
+        let pending = match Rc::try_unwrap(tx) {
             Ok(ActiveTx { conn, pending, .. }) => {
                 if conn.sql.is_autocommit() {
-                    self.pool.checkin(conn);
+                    self.pool.checkin(Use::Write, conn);
                 }
                 pending.into_inner()
             }
             // Unreachable in practice: nested calls drop their clones before returning.
             Err(tx) => std::mem::take(&mut *tx.pending.borrow_mut()),
-        }
+        };
+        // Released after the connection is back: the next writer finds it in the writer slot.
+        self.guard = None;
+        pending
     }
 }
 
@@ -616,5 +768,176 @@ fn remove_files(files: Vec<(FileStore, String)>, what: &str) {
         if let Err(e) = store.remove(&name) {
             log::warn!("dcache: could not remove {what} file {name}: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PRAGMAS: Pragmas = Pragmas {
+        cache_size: 100,
+        mmap_size: 0,
+        synchronous: 1,
+    };
+
+    fn marked(conn: &Conn, name: &str) -> bool {
+        conn.sql
+            .query_row(
+                "SELECT count(*) FROM temp.sqlite_master WHERE name = ?1",
+                [name],
+                |r| r.get::<_, i64>(0),
+            )
+            .is_ok_and(|n| n == 1)
+    }
+
+    fn mark(conn: &Conn, name: &str) {
+        conn.sql
+            .execute_batch(&format!("CREATE TEMP TABLE {name} (x)"))
+            .expect("a temp table on a fresh connection");
+    }
+
+    fn checkout(pool: &Pool) -> Conn {
+        pool.checkout(Use::Read, std::process::id(), None, Instant::now())
+            .expect("checkout")
+    }
+
+    #[test]
+    fn a_thread_gets_its_own_connection_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = Pool::new(dir.path().join("cache.db"), Access::ReadWrite, PRAGMAS);
+        let step = std::sync::Barrier::new(2);
+        let mine = checkout(&pool);
+        mark(&mine, "main");
+        thread::scope(|s| {
+            s.spawn(|| {
+                let other = checkout(&pool);
+                mark(&other, "other");
+                step.wait(); // both hold a connection
+                step.wait(); // main returned its connection first
+                pool.checkin(Use::Read, other);
+                step.wait();
+                let again = checkout(&pool);
+                assert!(
+                    marked(&again, "other"),
+                    "the other thread lost its connection"
+                );
+                pool.checkin(Use::Read, again);
+            });
+            step.wait();
+            pool.checkin(Use::Read, mine);
+            step.wait();
+            step.wait(); // the other thread returned its connection last
+            let again = checkout(&pool);
+            assert!(
+                marked(&again, "main"),
+                "this thread got another thread's connection"
+            );
+            pool.checkin(Use::Read, again);
+        });
+    }
+
+    #[test]
+    fn writes_from_any_thread_use_the_writer_connection() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = Pool::new(dir.path().join("cache.db"), Access::ReadWrite, PRAGMAS);
+        let writer = pool
+            .checkout(Use::Write, std::process::id(), None, Instant::now())
+            .expect("checkout");
+        mark(&writer, "writer");
+        pool.checkin(Use::Write, writer);
+        let reader = checkout(&pool);
+        assert!(
+            !marked(&reader, "writer"),
+            "a read took the writer connection"
+        );
+        thread::scope(|s| {
+            s.spawn(|| {
+                let writer = pool
+                    .checkout(Use::Write, std::process::id(), None, Instant::now())
+                    .expect("checkout");
+                assert!(
+                    marked(&writer, "writer"),
+                    "another thread wrote on another connection"
+                );
+                pool.checkin(Use::Write, writer);
+            });
+        });
+        pool.checkin(Use::Read, reader);
+    }
+
+    #[test]
+    fn close_idle_closes_parked_connections() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = Pool::new(dir.path().join("cache.db"), Access::ReadWrite, PRAGMAS);
+        let conn = checkout(&pool);
+        mark(&conn, "old");
+        pool.checkin(Use::Read, conn);
+        pool.close_idle().expect("close");
+        let fresh = checkout(&pool);
+        assert!(!marked(&fresh, "old"), "a closed connection came back");
+    }
+
+    #[test]
+    fn new_pragmas_reach_parked_connections() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = Pool::new(dir.path().join("cache.db"), Access::ReadWrite, PRAGMAS);
+        let cache_size = |conn: &Conn| -> i64 {
+            conn.sql
+                .query_row("PRAGMA cache_size", [], |r| r.get(0))
+                .expect("pragma")
+        };
+        let conn = checkout(&pool);
+        assert_eq!(cache_size(&conn), 100);
+        pool.checkin(Use::Read, conn);
+        pool.set_pragmas(Pragmas {
+            cache_size: 321,
+            ..PRAGMAS
+        });
+        let conn = checkout(&pool);
+        assert_eq!(cache_size(&conn), 321);
+        pool.checkin(Use::Read, conn);
+    }
+
+    #[test]
+    fn a_new_thread_reuses_a_connection_parked_by_a_finished_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = Pool::new(dir.path().join("cache.db"), Access::ReadWrite, PRAGMAS);
+        thread::scope(|s| {
+            s.spawn(|| {
+                let conn = checkout(&pool);
+                mark(&conn, "parked");
+                pool.checkin(Use::Read, conn);
+            });
+        });
+        thread::scope(|s| {
+            s.spawn(|| {
+                let conn = checkout(&pool);
+                assert!(
+                    marked(&conn, "parked"),
+                    "a new connection was opened beside an idle one"
+                );
+                pool.checkin(Use::Read, conn);
+            });
+        });
+    }
+
+    #[test]
+    fn connections_beyond_the_parking_slot_are_kept_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = Pool::new(dir.path().join("cache.db"), Access::ReadWrite, PRAGMAS);
+        let first = checkout(&pool);
+        let second = checkout(&pool);
+        mark(&first, "first");
+        mark(&second, "second");
+        pool.checkin(Use::Read, first);
+        pool.checkin(Use::Read, second);
+        let a = checkout(&pool);
+        let b = checkout(&pool);
+        let found = |name| marked(&a, name) || marked(&b, name);
+        assert!(
+            found("first") && found("second"),
+            "an idle connection was dropped"
+        );
     }
 }

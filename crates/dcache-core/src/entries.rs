@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::cache::Cache;
 use crate::clock::from_unix;
-use crate::conn::{self, retry_busy};
+use crate::conn::{self, Use, retry_busy};
 use crate::error::{Error, Result};
 use crate::evict::Stats;
 use crate::iter::PAGE;
@@ -592,8 +592,8 @@ impl<D: DiskFormat> Cache<D> {
     /// # Ok::<(), dcache_core::Error>(())
     /// ```
     pub fn get_value(&self, key: impl Serialize) -> Result<Option<Entry<Value>>> {
-        self.lookup(key, |state, found| {
-            state.disk.fetch_value(found.stored(), &self.inner.files)
+        self.lookup(key, true, |state, stored| {
+            state.disk.fetch_value(stored, &self.inner.files)
         })
     }
 
@@ -703,10 +703,18 @@ impl<D: DiskFormat> Cache<D> {
         } else {
             Some(started + self.inner.timeout)
         };
-        let _guard = self.inner.writer.acquire(deadline).ok_or(Error::Timeout {
-            waited: started.elapsed(),
-        })?;
-        let conn = self.inner.pool.checkout(deadline, started)?;
+        let pid = std::process::id();
+        let _guard = self
+            .inner
+            .writer
+            .acquire(deadline, pid)
+            .ok_or(Error::Timeout {
+                waited: started.elapsed(),
+            })?;
+        let conn = self
+            .inner
+            .pool
+            .checkout(Use::Write, pid, deadline, started)?;
         let result = retry_busy(self.db_path(), deadline, started, || {
             conn.sql.execute_batch("VACUUM")
         })
@@ -718,7 +726,7 @@ impl<D: DiskFormat> Cache<D> {
                     .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             })
         });
-        self.inner.pool.checkin(conn);
+        self.inner.pool.checkin(Use::Write, conn);
         result
     }
 }

@@ -12,19 +12,19 @@ fn policy_select(policy: EvictionPolicy) -> Option<&'static str> {
     match policy {
         EvictionPolicy::None => None,
         EvictionPolicy::LeastRecentlyStored => {
-            Some("SELECT rowid, filename FROM Cache ORDER BY store_time LIMIT ?1")
+            Some("SELECT rowid, filename FROM Cache ORDER BY store_time LIMIT +?1")
         }
         EvictionPolicy::LeastRecentlyUsed => {
-            Some("SELECT rowid, filename FROM Cache ORDER BY access_time LIMIT ?1")
+            Some("SELECT rowid, filename FROM Cache ORDER BY access_time LIMIT +?1")
         }
         EvictionPolicy::LeastFrequentlyUsed => {
-            Some("SELECT rowid, filename FROM Cache ORDER BY access_count LIMIT ?1")
+            Some("SELECT rowid, filename FROM Cache ORDER BY access_count LIMIT +?1")
         }
     }
 }
 
 const SELECT_EXPIRED: &str = "SELECT rowid, filename FROM Cache \
-     WHERE expire_time IS NOT NULL AND expire_time < ?1 ORDER BY expire_time LIMIT ?2";
+     WHERE expire_time IS NOT NULL AND expire_time < ?1 ORDER BY expire_time LIMIT +?2";
 
 impl<D: DiskFormat> Cache<D> {
     /// python's `_cull`, run inside writes: removes up to `limit` expired entries, then, if the
@@ -88,17 +88,17 @@ impl<D: DiskFormat> Cache<D> {
     }
 
     pub(crate) fn volume_in(&self, c: &rusqlite::Connection) -> Result<u64> {
-        let (pages, size): (i64, f64) = c
-            .prepare_cached("PRAGMA page_count")
-            .and_then(|mut s| s.query_row([], |r| r.get(0)))
-            .and_then(|pages| {
-                c.prepare_cached(crate::schema::SETTING_VALUE)?
-                    .query_row(["size"], |r| {
-                        Ok(crate::sqlval::opt_f64(r.get_ref(0)?).unwrap_or(0.0))
-                    })
-                    .map(|size| (pages, size))
+        // One statement for both numbers: this runs inside every write.
+        let (pages, size): (i64, Option<f64>) = c
+            .prepare_cached(crate::schema::VOLUME)
+            .and_then(|mut s| {
+                s.query_row([], |r| {
+                    Ok((r.get(0)?, crate::sqlval::opt_f64(r.get_ref(1)?)))
+                })
             })
             .map_err(self.sql_err())?;
+        // No `size` row in Settings: as python, an error (a foreign or damaged database).
+        let size = size.ok_or_else(|| self.sql_err()(rusqlite::Error::QueryReturnedNoRows))?;
         let db = self.inner.page_size.saturating_mul(pages).max(0) as u64;
         Ok(db.saturating_add(size.max(0.0) as u64))
     }
@@ -156,7 +156,7 @@ impl<D: DiskFormat> Cache<D> {
             self.select_rows(
                 tx,
                 "SELECT rowid, filename FROM Cache WHERE expire_time IS NOT NULL \
-                 AND expire_time < ?1 ORDER BY expire_time LIMIT ?2",
+                 AND expire_time < ?1 ORDER BY expire_time LIMIT +?2",
                 (now, BATCH),
             )
         })
@@ -173,7 +173,7 @@ impl<D: DiskFormat> Cache<D> {
         self.delete_batches(|tx, after| {
             self.select_rows(
                 tx,
-                "SELECT rowid, filename FROM Cache WHERE tag = ?1 AND rowid > ?2 ORDER BY rowid LIMIT ?3",
+                "SELECT rowid, filename FROM Cache WHERE tag = ?1 AND rowid > ?2 ORDER BY rowid LIMIT +?3",
                 (crate::sqlval::Bind(tag.as_sql()), after, BATCH),
             )
         })
@@ -188,7 +188,7 @@ impl<D: DiskFormat> Cache<D> {
         self.delete_batches(|tx, after| {
             self.select_rows(
                 tx,
-                "SELECT rowid, filename FROM Cache WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+                "SELECT rowid, filename FROM Cache WHERE rowid > ?1 ORDER BY rowid LIMIT +?2",
                 (after, BATCH),
             )
         })

@@ -79,11 +79,11 @@ impl<K: DeserializeOwned, D: DiskFormat> Keys<K, D> {
         };
         let (sql, args) = match self.order {
             Order::Ascending => (
-                "SELECT rowid, key, raw FROM Cache WHERE ?1 < rowid AND rowid < ?2 ORDER BY rowid ASC LIMIT ?3",
+                "SELECT rowid, key, raw FROM Cache WHERE ?1 < rowid AND rowid < ?2 ORDER BY rowid ASC LIMIT +?3",
                 (self.cursor, bound, PAGE),
             ),
             Order::Descending => (
-                "SELECT rowid, key, raw FROM Cache WHERE ?1 < rowid AND rowid < ?2 ORDER BY rowid DESC LIMIT ?3",
+                "SELECT rowid, key, raw FROM Cache WHERE ?1 < rowid AND rowid < ?2 ORDER BY rowid DESC LIMIT +?3",
                 (bound, self.cursor, PAGE),
             ),
         };
@@ -153,14 +153,14 @@ impl<K: DeserializeOwned, D: DiskFormat> SortedKeys<K, D> {
         let rows: Vec<(SqlValue, bool)> = self.cache.read_sql(|c| {
             let map = |r: &rusqlite::Row<'_>| Ok((from_rusqlite(r.get(0)?), r.get::<_, Option<bool>>(1)?.unwrap_or(false)));
             match (&self.last, self.reverse) {
-                (None, false) => c.prepare_cached("SELECT key, raw FROM Cache ORDER BY key ASC, raw ASC LIMIT ?1")?.query_map([PAGE], map)?.collect(),
-                (None, true) => c.prepare_cached("SELECT key, raw FROM Cache ORDER BY key DESC, raw DESC LIMIT ?1")?.query_map([PAGE], map)?.collect(),
+                (None, false) => c.prepare_cached("SELECT key, raw FROM Cache ORDER BY key ASC, raw ASC LIMIT +?1")?.query_map([PAGE], map)?.collect(),
+                (None, true) => c.prepare_cached("SELECT key, raw FROM Cache ORDER BY key DESC, raw DESC LIMIT +?1")?.query_map([PAGE], map)?.collect(),
                 (Some((key, raw)), false) => c
-                    .prepare_cached("SELECT key, raw FROM Cache WHERE key = ?1 AND raw > ?2 OR key > ?1 ORDER BY key ASC, raw ASC LIMIT ?3")?
+                    .prepare_cached("SELECT key, raw FROM Cache WHERE key = ?1 AND raw > ?2 OR key > ?1 ORDER BY key ASC, raw ASC LIMIT +?3")?
                     .query_map((Bind(key.as_ref()), raw, PAGE), map)?
                     .collect(),
                 (Some((key, raw)), true) => c
-                    .prepare_cached("SELECT key, raw FROM Cache WHERE key = ?1 AND raw < ?2 OR key < ?1 ORDER BY key DESC, raw DESC LIMIT ?3")?
+                    .prepare_cached("SELECT key, raw FROM Cache WHERE key = ?1 AND raw < ?2 OR key < ?1 ORDER BY key DESC, raw DESC LIMIT +?3")?
                     .query_map((Bind(key.as_ref()), raw, PAGE), map)?
                     .collect(),
             }

@@ -186,3 +186,28 @@ fn processes_creating_one_directory_at_once_all_succeed() -> TestResult {
     assert_eq!(Cache::open(&dir)?.get::<i64>("opened")?, Some(8));
     Ok(())
 }
+
+#[test]
+fn a_reset_is_seen_at_once_by_threads_that_read_the_settings_before() -> TestResult {
+    let cache = Cache::temp()?;
+    let (to_reader, reader_rx) = std::sync::mpsc::channel::<()>();
+    let (to_main, main_rx) = std::sync::mpsc::channel::<u64>();
+    let reader = {
+        let cache = cache.clone();
+        std::thread::spawn(move || -> Result<(), dcache_core::Error> {
+            // Each read caches this thread's view of the settings.
+            cache.set("k", "v")?;
+            to_main.send(cache.settings().cull_limit).ok();
+            reader_rx.recv().ok();
+            cache.set("k", "w")?;
+            to_main.send(cache.settings().cull_limit).ok();
+            Ok(())
+        })
+    };
+    assert_eq!(main_rx.recv()?, 10);
+    cache.reset("cull_limit", 3)?;
+    to_reader.send(())?;
+    assert_eq!(main_rx.recv()?, 3, "the reader kept the old settings");
+    reader.join().map_err(|_| "reader panicked")??;
+    Ok(())
+}

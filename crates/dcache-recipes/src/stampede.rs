@@ -564,9 +564,33 @@ mod tests {
         );
 
         let (cache, memo, calls) = warm(1, 0.25, 1.0)?; // -ln(0.25) = 1.39 s >= 1 s left
+        // The recomputation waits until all five callers got the stale value, so none of them
+        // can see its result however fast the background thread is.
+        let gate = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let gated = |calls: &Arc<AtomicUsize>| {
+            let (calls, gate) = (calls.clone(), gate.clone());
+            move |_: &(i32,)| -> Result<String, Error> {
+                let (open, opened) = &*gate;
+                let mut open = open
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                while !*open {
+                    open = opened
+                        .wait(open)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok("new".to_owned())
+            }
+        };
         for _ in 0..5 {
-            assert_eq!(memo.call((7,), fresh(&calls))?, "old", "stale at once");
+            assert_eq!(memo.call((7,), gated(&calls))?, "old", "stale at once");
         }
+        *gate
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        gate.1.notify_all();
         memo.join_background();
         assert_eq!(
             calls.load(Ordering::SeqCst),
