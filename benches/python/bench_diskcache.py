@@ -78,13 +78,20 @@ def mix_values():
     return [b'v' * n for n in range(1, 101)]
 
 
-def figure(op, n, seconds):
-    return (op, n, 'us_per_op', seconds * 1e6 / max(n, 1))
+def figure(op, n, seconds, kind=KIND):
+    return (kind, op, n, 'us_per_op', seconds * 1e6 / max(n, 1))
 
 
-def line(op, n, metric, value):
+def line(kind, op, n, metric, value):
     fmt = '%.3f' if metric == 'us_per_op' else '%.1f'
-    return 'impl=%s kind=%s op=%s n=%d %s=%s' % (IMPL, KIND, op, n, metric, fmt % value)
+    return 'impl=%s kind=%s op=%s n=%d %s=%s' % (IMPL, kind, op, n, metric, fmt % value)
+
+
+def open_store(directory, store):
+    """python-diskcache's Cache, or its FanoutCache with its defaults (8 shards, 10 ms)."""
+    if store == 'fanout':
+        return diskcache.FanoutCache(directory, shards=8, timeout=0.010)
+    return diskcache.Cache(directory)
 
 
 def heap_rss_mib():
@@ -229,10 +236,10 @@ def run_mix(cache, plan, hot, values):
             cache.delete(hot[k])
 
 
-def worker(directory, kind, t, threads, per_thread, barrier, results):
+def worker(directory, store, kind, t, threads, per_thread, barrier, results):
     hot = [key(i) for i in range(100)]
     values = mix_values()
-    cache = diskcache.Cache(directory)
+    cache = open_store(directory, store)
     if kind == 'mix':
         run_mix(cache, mix_plan(1_000 + t, WARM_UP_OPS), hot, values)
         plan = mix_plan(2_000 + t + 100 * threads, per_thread)
@@ -268,14 +275,15 @@ def worker(directory, kind, t, threads, per_thread, barrier, results):
     results.put((start, end))
 
 
-def parallel(directory, kind, threads, total):
+def parallel(directory, store, kind, threads, total):
     """Runs `threads` processes at once; wall-clock seconds from the first start to the last end."""
     ctx = multiprocessing.get_context('fork')
     barrier = ctx.Barrier(threads)
     results = ctx.Queue()
     per_thread = total // threads
     procs = [ctx.Process(target=worker,
-                         args=(directory, kind, t, threads, per_thread, barrier, results))
+                         args=(directory, store, kind, t, threads, per_thread, barrier,
+                               results))
              for t in range(threads)]
     for p in procs:
         p.start()
@@ -286,32 +294,36 @@ def parallel(directory, kind, threads, total):
     return per_thread * threads, max(e for _, e in times) - min(s for s, _ in times)
 
 
-def concurrent(work, sizes):
+def concurrent(work, sizes, store='cache'):
     out = []
     total = sizes['concurrent_ops']
     hot = [key(i) for i in range(100)]
     values = mix_values()
     directory = fresh(os.path.join(work, 'w4-mix'))
-    cache = diskcache.Cache(directory)
+    cache = open_store(directory, store)
     for i, k in enumerate(hot):
-        cache.set(k, values[i])
+        cache.set(k, values[i], retry=True)
     cache.close()
     for threads in (1, 2):
-        n, took = parallel(directory, 'mix', threads, total)
-        out.append(figure('mix_%dt' % threads, n, took))
-    cache = diskcache.Cache(directory)
+        n, took = parallel(directory, store, 'mix', threads, total)
+        out.append(figure('mix_%dt' % threads, n, took, store))
+    cache = open_store(directory, store)
     for i, k in enumerate(hot):
-        cache.set(k, values[i])
+        cache.set(k, values[i], retry=True)
     cache.close()
     for threads in (1, 2):
-        n, took = parallel(directory, 'get', threads, total)
-        out.append(figure('get_%dt' % threads, n, took))
+        n, took = parallel(directory, store, 'get', threads, total)
+        out.append(figure('get_%dt' % threads, n, took, store))
     for threads in (1, 2, 8):
         directory = fresh(os.path.join(work, 'w4-set%d' % threads))
-        diskcache.Cache(directory).close()
-        n, took = parallel(directory, 'set', threads, total)
-        out.append(figure('set_%dt' % threads, n, took))
+        open_store(directory, store).close()
+        n, took = parallel(directory, store, 'set', threads, total)
+        out.append(figure('set_%dt' % threads, n, took, store))
     return out
+
+
+def concurrent_fanout(work, sizes):
+    return concurrent(work, sizes, 'fanout')
 
 
 # ----- W5 -----
@@ -341,10 +353,10 @@ def scale_child(directory, keys, gets):
             check(False, 'get_hit finds the value')
     took = time.perf_counter() - start
     op = scale_op(keys)
-    print(line(op, keys, 'us_per_op', took * 1e6 / gets))
+    print(line(KIND, op, keys, 'us_per_op', took * 1e6 / gets))
     rss = heap_rss_mib()
     if rss is not None:
-        print(line(op, keys, 'heap_rss_mib', rss))
+        print(line(KIND, op, keys, 'heap_rss_mib', rss))
 
 
 def spawn_scale(directory, keys, gets):
@@ -356,7 +368,8 @@ def spawn_scale(directory, keys, gets):
     for row in out.splitlines():
         fields = dict(f.split('=', 1) for f in row.split())
         metric = 'us_per_op' if 'us_per_op' in fields else 'heap_rss_mib'
-        figures.append((fields['op'], int(fields['n']), metric, float(fields[metric])))
+        figures.append((fields['kind'], fields['op'], int(fields['n']), metric,
+                        float(fields[metric])))
     return figures
 
 
@@ -393,7 +406,8 @@ def main():
     results = []
     try:
         for r in range(1, rounds + 1):
-            for name, step in (('W1/W2', single_thread), ('W3', large), ('W4', concurrent)):
+            for name, step in (('W1/W2', single_thread), ('W3', large), ('W4', concurrent),
+                               ('W4 fanout', concurrent_fanout)):
                 progress('round %d/%d %s %s/%s' % (r, rounds, name, IMPL, KIND))
                 results.extend(step(os.path.join(work, 'run'), sizes))
                 shutil.rmtree(os.path.join(work, 'run'), ignore_errors=True)
@@ -415,15 +429,15 @@ def main():
     order = []
     grouped = {}
     for result in results:
-        op, n, metric, value = result
-        ident = (op, n, metric)
+        kind, op, n, metric, value = result
+        ident = (kind, op, n, metric)
         if ident not in grouped:
             order.append(ident)
             grouped[ident] = []
         grouped[ident].append(value)
     for ident in order:
-        op, n, metric = ident
-        print(line(op, n, metric, statistics.median(grouped[ident])), flush=True)
+        kind, op, n, metric = ident
+        print(line(kind, op, n, metric, statistics.median(grouped[ident])), flush=True)
 
 
 if __name__ == '__main__':

@@ -7,7 +7,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use dcache::{Cache, EvictionPolicy};
+use dcache::{Cache, EvictionPolicy, FanoutCache};
 
 use crate::Result;
 use crate::floor::{FormatFloor, SqliteFloor};
@@ -84,6 +84,9 @@ pub struct Registration {
     pub kind: &'static str,
     /// Whether it keeps eviction bookkeeping, so W2 (`least-recently-used`) means something.
     pub eviction: bool,
+    /// Whether it runs only the concurrent workload W4 (FanoutCache: sharding is about
+    /// concurrency; its single-thread figures are its shards').
+    pub concurrent_only: bool,
     /// Opens the implementation on a directory (created if needed).
     pub open: fn(&Path, Policy) -> Result<Box<dyn Target>>,
 }
@@ -101,10 +104,7 @@ impl Registration {
 
 /// Every implementation the Rust harness measures, in the order figures are printed.
 ///
-/// FanoutCache, when it lands, is one more entry — `implementation: "dcache", kind: "fanout"`
-/// with an `open` that builds a `FanoutCache` — and a [`Target`] implementation like
-/// [`DcacheCache`]'s (its operations are the same calls). Every workload, the figure lines, the
-/// ratio table and the chart then include it.
+/// FanoutCache is `implementation: "dcache", kind: "fanout"`, measured on W4 only.
 #[must_use]
 pub fn targets() -> Vec<Registration> {
     vec![
@@ -112,18 +112,28 @@ pub fn targets() -> Vec<Registration> {
             implementation: "dcache",
             kind: "cache",
             eviction: true,
+            concurrent_only: false,
             open: DcacheCache::open,
+        },
+        Registration {
+            implementation: "dcache",
+            kind: "fanout",
+            eviction: true,
+            concurrent_only: true,
+            open: DcacheFanout::open,
         },
         Registration {
             implementation: "sqlite-floor",
             kind: "cache",
             eviction: false,
+            concurrent_only: false,
             open: SqliteFloor::open,
         },
         Registration {
             implementation: "sqlite-format-floor",
             kind: "cache",
             eviction: true,
+            concurrent_only: false,
             open: FormatFloor::open,
         },
     ]
@@ -205,16 +215,7 @@ impl Ops for DcacheOps {
     }
 
     fn read_large(&mut self, key: &str, buf: &mut [u8]) -> Result<Option<u64>> {
-        let Some(mut reader) = self.cache.read(key)? else {
-            return Ok(None);
-        };
-        let mut total = 0u64;
-        loop {
-            match reader.read(buf)? {
-                0 => return Ok(Some(total)),
-                n => total += n as u64,
-            }
-        }
+        self.cache.read(key)?.map(|r| drain(r, buf)).transpose()
     }
 
     fn set_large_variants(&self) -> &'static [&'static str] {
@@ -241,5 +242,79 @@ impl Ops for DcacheOps {
             "get_large_bytes" => Ok(self.cache.get_bytes(key)?),
             other => Err(format!("no get_large variant {other}").into()),
         }
+    }
+}
+
+/// Reads `reader` to its end through `buf`; the bytes read.
+fn drain(mut reader: impl Read, buf: &mut [u8]) -> Result<u64> {
+    let mut total = 0u64;
+    loop {
+        match reader.read(buf)? {
+            0 => return Ok(total),
+            n => total += n as u64,
+        }
+    }
+}
+
+/// dcache's [`FanoutCache`] with python's defaults (8 shards, 10 ms shard timeout). A write
+/// that finds its shard busy past the timeout returns `false` and counts as done, as in
+/// python-diskcache's own benchmark.
+#[derive(Debug)]
+pub struct DcacheFanout {
+    cache: FanoutCache,
+}
+
+impl DcacheFanout {
+    /// Opens a FanoutCache in `dir`.
+    ///
+    /// # Errors
+    ///
+    /// [`dcache::fanout::Error`] from opening.
+    pub fn open(dir: &Path, policy: Policy) -> Result<Box<dyn Target>> {
+        let policy = match policy {
+            Policy::LeastRecentlyStored => EvictionPolicy::LeastRecentlyStored,
+            Policy::LeastRecentlyUsed => EvictionPolicy::LeastRecentlyUsed,
+        };
+        let cache = FanoutCache::builder().eviction_policy(policy).open(dir)?;
+        Ok(Box::new(DcacheFanout { cache }))
+    }
+}
+
+impl Target for DcacheFanout {
+    fn with_ops(&self, f: &mut dyn FnMut(&mut dyn Ops) -> Result<()>) -> Result<()> {
+        f(&mut FanoutOps {
+            cache: self.cache.clone(),
+        })
+    }
+
+    fn populate(&self, keys: &mut dyn Iterator<Item = (String, Vec<u8>)>) -> Result<()> {
+        let retrying = self.cache.retrying();
+        for (k, v) in keys {
+            retrying.set(k.as_str(), v.as_slice())?;
+        }
+        Ok(())
+    }
+}
+
+struct FanoutOps {
+    cache: FanoutCache,
+}
+
+impl Ops for FanoutOps {
+    fn set(&mut self, key: &str, value: &[u8]) -> Result<()> {
+        self.cache.set(key, value)?;
+        Ok(())
+    }
+
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.cache.get::<Vec<u8>>(key)?)
+    }
+
+    fn delete(&mut self, key: &str) -> Result<bool> {
+        Ok(self.cache.delete(key)?)
+    }
+
+    fn read_large(&mut self, key: &str, buf: &mut [u8]) -> Result<Option<u64>> {
+        self.cache.read(key)?.map(|r| drain(r, buf)).transpose()
     }
 }

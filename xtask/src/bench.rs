@@ -760,7 +760,16 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     eprintln!("== building the benches crate (release)");
     let built = Command::new(&cargo)
-        .args(["build", "--release", "-p", "benches", "--bin", "compare"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "benches",
+            "--bin",
+            "compare",
+            "--bin",
+            "handoff",
+        ])
         .current_dir(&root)
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
@@ -780,6 +789,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         compare.arg("--quick");
     }
     let (mut all, sqlite) = run_harness(compare, "the compare harness")?;
+    eprintln!("== Lock hand-off between processes and between threads");
+    let mut handoff = Command::new(target.join("release").join("handoff"));
+    handoff.args(["--handoffs", if args.quick { "100" } else { "300" }]);
+    all.extend(run_harness(handoff, "the hand-off measurement")?.0);
 
     let mut python_line = String::new();
     match find_python() {

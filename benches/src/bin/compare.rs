@@ -130,7 +130,7 @@ fn run(args: &Args) -> Result<()> {
                 ("W4", workload::concurrent),
             ];
             for (name, step) in steps {
-                if !wanted(name) {
+                if !wanted(name) || (reg.concurrent_only && name != "W4") {
                     continue;
                 }
                 eprintln!(
@@ -143,7 +143,11 @@ fn run(args: &Args) -> Result<()> {
         }
     }
     let exe = std::env::current_exe()?;
-    let regs: Vec<Registration> = if wanted("W5") { regs } else { Vec::new() };
+    let regs: Vec<Registration> = if wanted("W5") {
+        regs.into_iter().filter(|r| !r.concurrent_only).collect()
+    } else {
+        Vec::new()
+    };
     for reg in &regs {
         for keys in sizes.scale_keys {
             let dir = work.join(format!("w5-{}-{}-{keys}", reg.implementation, reg.kind));

@@ -3,24 +3,25 @@
 //! threads of one process).
 //!
 //! ```text
-//! cargo run --release -p dcache-sync --example handoff -- [--handoffs N] [--hold-us US]
+//! cargo run --release -p benches --bin handoff -- [--handoffs N] [--hold-us US]
 //! ```
 //!
 //! Two participants take turns: each holds the lock for `--hold-us` (default 2000) while the
 //! other waits in `acquire`, then releases it. A participant stamps the wall clock just
 //! before calling `unlock` and just after `acquire` returns; the hand-off latency is the
-//! waiter's stamp minus the releaser's. It prints one line per setting:
+//! waiter's stamp minus the releaser's. It prints a figure line (DESIGN.md §6, the median as
+//! `us_per_op`) and a comment with the tail for each setting; `cargo xtask bench` runs it:
 //!
 //! ```text
-//! impl=dcache kind=lock op=handoff-processes n=300 hold_us=2000 median_us=... p99_us=... max_us=...
+//! impl=dcache kind=lock op=handoff_processes n=300 us_per_op=...
+//! # handoff_processes hold_us=2000 p99_us=... max_us=...
 //! ```
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dcache_core::{Cache, EvictionPolicy};
-use dcache_sync::Lock;
+use dcache::{Cache, EvictionPolicy, Lock};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -98,10 +99,13 @@ fn report(op: &str, hold: Duration, mut lat: Vec<f64>) {
         lat.get(i).copied().unwrap_or(f64::NAN)
     };
     println!(
-        "impl=dcache kind=lock op={op} n={} hold_us={} median_us={:.1} p99_us={:.1} max_us={:.1}",
+        "impl=dcache kind=lock op={op} n={} us_per_op={:.1}",
         lat.len(),
+        pick(0.5)
+    );
+    println!(
+        "# {op} hold_us={} p99_us={:.1} max_us={:.1}",
         hold.as_micros(),
-        pick(0.5),
         pick(0.99),
         lat.last().copied().unwrap_or(f64::NAN),
     );
@@ -169,7 +173,7 @@ fn main() -> Result<()> {
         return Err("both processes recorded the same acquisition".into());
     }
     events.extend(child_events);
-    report("handoff-processes", hold, latencies(&events));
+    report("handoff_processes", hold, latencies(&events));
 
     // Two threads of one process.
     let dir = tempfile::tempdir()?;
@@ -179,6 +183,6 @@ fn main() -> Result<()> {
         events.extend(other.join().map_err(|_| "thread panicked")??);
         Ok(events)
     })?;
-    report("handoff-threads", hold, latencies(&events));
+    report("handoff_threads", hold, latencies(&events));
     Ok(())
 }
