@@ -340,7 +340,7 @@ impl<D: DiskFormat> CacheBuilder<D> {
     ///
     /// As [`open`](Self::open), and [`Error::Io`] if no temporary directory can be made.
     pub fn open_temp(self) -> Result<Cache<D>> {
-        let dir = make_temp_dir()?;
+        let dir = temp_directory("dcache")?;
         self.open_dir(dir, true)
     }
 
@@ -422,7 +422,22 @@ pub(crate) fn pragmas_of(settings: &Settings, full_durability: bool) -> Pragmas 
     }
 }
 
-fn make_temp_dir() -> Result<PathBuf> {
+/// Creates a new, empty directory named `<prefix>-<pid>-<random>` in the system's temporary
+/// directory (what [`Cache::temp`] and `FanoutCache::temp` open).
+///
+/// # Errors
+///
+/// [`Error::Io`] when the temporary directory cannot be written.
+///
+/// # Examples
+///
+/// ```
+/// let dir = dcache_core::temp_directory("example")?;
+/// assert!(dir.is_dir() && std::fs::read_dir(&dir)?.next().is_none());
+/// std::fs::remove_dir(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn temp_directory(prefix: &str) -> Result<PathBuf> {
     let base = std::env::temp_dir();
     let mut last = None;
     for attempt in 0..16u32 {
@@ -430,7 +445,7 @@ fn make_temp_dir() -> Result<PathBuf> {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let dir = base.join(format!(
-            "dcache-{}-{nanos:08x}{attempt:x}",
+            "{prefix}-{}-{nanos:08x}{attempt:x}",
             std::process::id()
         ));
         match std::fs::create_dir(&dir) {

@@ -36,7 +36,7 @@ mod sqlval;
 mod store;
 mod tag;
 
-pub use cache::{Cache, CacheBuilder, DEFAULT_TIMEOUT, Durability};
+pub use cache::{Cache, CacheBuilder, DEFAULT_TIMEOUT, Durability, temp_directory};
 pub use check::{UNKNOWN_FILE_GRACE, Warning};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use entries::{Entries, EntryInfo, EntryQuery, Summary};

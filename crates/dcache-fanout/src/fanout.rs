@@ -176,7 +176,7 @@ impl<D: DiskFormat> FanoutCacheBuilder<D> {
     ///
     /// As [`open`](Self::open).
     pub fn open_temp(self) -> Result<FanoutCache<D>> {
-        let dir = make_temp_dir()?;
+        let dir = dcache_core::temp_directory("dcache-fanout")?;
         self.open_dir(dir, true)
     }
 
@@ -310,34 +310,6 @@ fn count_shards(dir: &Path) -> Result<usize> {
         }
     }
     Ok(numbers.len())
-}
-
-fn make_temp_dir() -> Result<PathBuf> {
-    let base = std::env::temp_dir();
-    let mut last = None;
-    for attempt in 0..16u32 {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = base.join(format!(
-            "dcache-fanout-{}-{nanos:08x}{attempt:x}",
-            std::process::id()
-        ));
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => {
-                return Err(Error::Io {
-                    path: dir,
-                    source: e,
-                });
-            }
-        }
-    }
-    Err(Error::Io {
-        path: base,
-        source: last.unwrap_or_else(|| std::io::Error::other("no free temporary name")),
-    })
 }
 
 struct Inner<D: DiskFormat> {

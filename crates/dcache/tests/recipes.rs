@@ -3,6 +3,10 @@
 //! Every test is generic over the store: `recipe_tests!(name, Fixture)` runs the whole set on
 //! one store type: here a `Cache` and a `FanoutCache`.
 
+mod common;
+
+use common::stores::{CacheFixture, FanoutFixture, Fixture};
+
 use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,8 +15,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dcache::recipes::Error as RecipeError;
 use dcache::{
-    Barrier, BarrierLock, Cache, Clock, EvictionPolicy, FanoutCache, Lock, ManualClock,
-    MemoizeStampede, RLock, SetOptions, Storage, Throttle,
+    Barrier, BarrierLock, Cache, Clock, FanoutCache, Lock, ManualClock, MemoizeStampede, RLock,
+    SetOptions, Storage, Throttle,
 };
 
 /// The tests' error type.
@@ -20,51 +24,6 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A test's result, with a value for helpers.
 type TestResult<T = ()> = Result<T, BoxError>;
-
-/// How the tests open a store of one type.
-type OpenResult<S> = Result<S, Box<dyn std::error::Error + Send + Sync>>;
-
-trait Fixture: 'static {
-    type S: Storage;
-    /// The store in `dir` (created if needed), never evicting, with the system clock.
-    fn open(dir: &Path) -> OpenResult<Self::S>;
-    /// The same with a manual clock.
-    fn open_with_clock(dir: &Path, clock: Arc<ManualClock>) -> OpenResult<Self::S>;
-}
-
-struct CacheFixture;
-
-impl Fixture for CacheFixture {
-    type S = Cache;
-    fn open(dir: &Path) -> OpenResult<Cache> {
-        Ok(Cache::builder()
-            .eviction_policy(EvictionPolicy::None)
-            .open(dir)?)
-    }
-    fn open_with_clock(dir: &Path, clock: Arc<ManualClock>) -> OpenResult<Cache> {
-        Ok(Cache::builder()
-            .eviction_policy(EvictionPolicy::None)
-            .clock(clock)
-            .open(dir)?)
-    }
-}
-
-struct FanoutFixture;
-
-impl Fixture for FanoutFixture {
-    type S = FanoutCache;
-    fn open(dir: &Path) -> OpenResult<FanoutCache> {
-        Ok(FanoutCache::builder()
-            .eviction_policy(EvictionPolicy::None)
-            .open(dir)?)
-    }
-    fn open_with_clock(dir: &Path, clock: Arc<ManualClock>) -> OpenResult<FanoutCache> {
-        Ok(FanoutCache::builder()
-            .eviction_policy(EvictionPolicy::None)
-            .clock(clock)
-            .open(dir)?)
-    }
-}
 
 macro_rules! recipe_tests {
     ($name:ident, $fixture:ty) => {

@@ -3,6 +3,10 @@
 //! Every test is generic over the store: `sync_tests!(name, Fixture)` runs the whole set on
 //! one store type: here a `Cache` and a `FanoutCache`.
 
+mod common;
+
+use common::stores::{CacheFixture, FanoutFixture, Fixture};
+
 use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,56 +15,10 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use dcache::sync::Error as SyncError;
 use dcache::{
-    Averager, BoundedSemaphore, Cache, EvictionPolicy, FanoutCache, Lock, ManualClock, RLock,
-    SetOptions, Storage, Value,
+    Averager, BoundedSemaphore, Cache, Lock, ManualClock, RLock, SetOptions, Storage, Value,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
-/// How the tests open a store of one type.
-type OpenResult<S> = Result<S, Box<dyn std::error::Error + Send + Sync>>;
-
-trait Fixture: 'static {
-    type S: Storage;
-    /// The store in `dir` (created if needed), never evicting, with the system clock.
-    fn open(dir: &Path) -> OpenResult<Self::S>;
-    /// The same with a manual clock.
-    fn open_with_clock(dir: &Path, clock: Arc<ManualClock>) -> OpenResult<Self::S>;
-}
-
-struct CacheFixture;
-
-impl Fixture for CacheFixture {
-    type S = Cache;
-    fn open(dir: &Path) -> OpenResult<Cache> {
-        Ok(Cache::builder()
-            .eviction_policy(EvictionPolicy::None)
-            .open(dir)?)
-    }
-    fn open_with_clock(dir: &Path, clock: Arc<ManualClock>) -> OpenResult<Cache> {
-        Ok(Cache::builder()
-            .eviction_policy(EvictionPolicy::None)
-            .clock(clock)
-            .open(dir)?)
-    }
-}
-
-struct FanoutFixture;
-
-impl Fixture for FanoutFixture {
-    type S = FanoutCache;
-    fn open(dir: &Path) -> OpenResult<FanoutCache> {
-        Ok(FanoutCache::builder()
-            .eviction_policy(EvictionPolicy::None)
-            .open(dir)?)
-    }
-    fn open_with_clock(dir: &Path, clock: Arc<ManualClock>) -> OpenResult<FanoutCache> {
-        Ok(FanoutCache::builder()
-            .eviction_policy(EvictionPolicy::None)
-            .clock(clock)
-            .open(dir)?)
-    }
-}
 
 macro_rules! sync_tests {
     ($name:ident, $fixture:ty) => {
