@@ -6,42 +6,14 @@
 
 mod common;
 
-use std::process::Child;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use dcache::{Cache, Clock, EvictionPolicy, ManualClock, Throttle};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
-/// Waits until python has set `key` (or the python process died).
-fn wait_for(cache: &Cache, key: &str, python: &mut Child) -> TestResult {
-    let started = Instant::now();
-    while !cache.contains(key)? {
-        if let Some(status) = python.try_wait()? {
-            return Err(format!("python exited ({status}) before setting {key:?}").into());
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            return Err(format!("python never set {key:?}").into());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    Ok(())
-}
-
-/// Waits for python to finish successfully; returns its stdout.
-fn finish(python: Child) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-    let out = python.wait_with_output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "python failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(String::from_utf8(out.stdout)?)
-}
+use common::python::{finish, wait_for};
 
 #[test]
 fn python_throttle_and_ours_share_one_bucket() -> TestResult {

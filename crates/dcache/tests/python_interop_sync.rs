@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dcache::sync::Error as SyncError;
 use dcache::{Averager, BoundedSemaphore, Cache, EvictionPolicy, Lock, RLock, Storage, Value};
@@ -19,34 +18,7 @@ fn open(dir: &std::path::Path) -> dcache::Result<Cache> {
         .open(dir)
 }
 
-/// Waits until python has set `key` (or the python process died).
-fn wait_for(cache: &Cache, key: &str, python: &mut Child) -> TestResult {
-    let started = Instant::now();
-    while !cache.contains(key)? {
-        if let Some(status) = python.try_wait()? {
-            return Err(format!("python exited ({status}) before setting {key:?}").into());
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            return Err(format!("python never set {key:?}").into());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    Ok(())
-}
-
-/// Waits for python to finish successfully; returns its stdout.
-fn finish(python: Child) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-    let out = python.wait_with_output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "python failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(String::from_utf8(out.stdout)?)
-}
+use common::python::{finish, wait_for};
 
 #[test]
 fn python_lock_and_ours_exclude_each_other() -> TestResult {

@@ -189,3 +189,46 @@ impl Python {
             .expect("spawn python script")
     }
 }
+
+/// Waits until a python process has set `key` in `cache` (or died, or a minute passed).
+///
+/// # Errors
+///
+/// When python exits first, never sets the key, or the cache fails.
+pub fn wait_for(
+    cache: &dcache::Cache,
+    key: &str,
+    python: &mut std::process::Child,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let started = std::time::Instant::now();
+    while !cache.contains(key)? {
+        if let Some(status) = python.try_wait()? {
+            return Err(format!("python exited ({status}) before setting {key:?}").into());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            return Err(format!("python never set {key:?}").into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+/// Waits for a python process to finish successfully; returns its stdout.
+///
+/// # Errors
+///
+/// When python fails (with its stderr) or writes non-UTF-8.
+pub fn finish(
+    python: std::process::Child,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let out = python.wait_with_output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "python failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
