@@ -391,8 +391,12 @@ impl<'a> Machine<'a> {
 
     /// The object at `index`, mutably.
     fn node_mut(&mut self, index: usize) -> Result<&mut Node> {
-        let err = self.fail("internal error: dangling reference");
-        self.nodes.get_mut(index).ok_or(err)
+        if index >= self.nodes.len() {
+            return Err(self.fail("internal error: dangling reference"));
+        }
+        self.nodes
+            .get_mut(index)
+            .ok_or_else(|| decode_error("internal error: dangling reference"))
     }
 
     /// Marks objects as referenced more than once.

@@ -47,7 +47,9 @@ pub(super) struct Pickler {
 impl Pickler {
     /// Starts a pickle of protocol `proto` (3, 4 or 5).
     pub(super) fn new(proto: u8) -> Pickler {
-        let mut out = Vec::with_capacity(64);
+        // Large enough for most keys and small values, so that they are written without a
+        // reallocation.
+        let mut out = Vec::with_capacity(256);
         out.extend_from_slice(&[op::PROTO, proto]);
         if proto >= 4 {
             out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
@@ -82,6 +84,7 @@ impl Pickler {
     }
 
     /// Opens a container, refusing to nest deeper than the decoder accepts.
+    #[inline]
     fn enter(&mut self) -> Result<()> {
         if self.depth >= MAX_DEPTH {
             return Err(encode_error(format_args!(
@@ -94,24 +97,35 @@ impl Pickler {
     }
 
     /// Closes a container.
+    #[inline]
     fn leave(&mut self) {
         self.depth = self.depth.saturating_sub(1);
     }
 
     /// Writes an integer the way CPython's `save_long` does.
+    #[inline]
     fn write_int(&mut self, v: i128) -> Result<()> {
-        if let Ok(b) = u8::try_from(v) {
-            self.out.extend_from_slice(&[op::BININT1, b]);
-        } else if let Ok(w) = u16::try_from(v) {
-            self.out.push(op::BININT2);
-            self.out.extend_from_slice(&w.to_le_bytes());
-        } else if let Ok(i) = i32::try_from(v) {
-            self.out.push(op::BININT);
-            self.out.extend_from_slice(&i.to_le_bytes());
-        } else {
-            self.write_long(BigInt::from_i128(v).as_signed_bytes_le())?;
+        match i32::try_from(v) {
+            Ok(i) => {
+                self.write_i32(i);
+                Ok(())
+            }
+            Err(_) => self.write_long(BigInt::from_i128(v).as_signed_bytes_le()),
         }
-        Ok(())
+    }
+
+    /// Writes an integer that fits `BININT`, in the shortest of `BININT1`, `BININT2`, `BININT`.
+    #[inline]
+    fn write_i32(&mut self, i: i32) {
+        if let Ok(b) = u8::try_from(i) {
+            self.out.extend_from_slice(&[op::BININT1, b]);
+        } else if let Ok(w) = u16::try_from(i) {
+            let [lo, hi] = w.to_le_bytes();
+            self.out.extend_from_slice(&[op::BININT2, lo, hi]);
+        } else {
+            let [b0, b1, b2, b3] = i.to_le_bytes();
+            self.out.extend_from_slice(&[op::BININT, b0, b1, b2, b3]);
+        }
     }
 
     /// Writes an unsigned 128-bit integer.
@@ -146,12 +160,14 @@ impl Pickler {
     }
 
     /// Writes a float.
+    #[inline]
     fn write_float(&mut self, v: f64) {
         self.out.push(op::BINFLOAT);
         self.out.extend_from_slice(&v.to_be_bytes());
     }
 
     /// Writes a `str`.
+    #[inline]
     fn write_str(&mut self, s: &str) -> Result<()> {
         let n = s.len();
         if self.proto >= 4 && n <= 0xff {
@@ -172,6 +188,7 @@ impl Pickler {
     }
 
     /// Writes a `bytes`.
+    #[inline]
     fn write_bytes(&mut self, b: &[u8]) -> Result<()> {
         let n = b.len();
         if let Ok(n) = u8::try_from(n) {
@@ -381,6 +398,7 @@ impl Batch {
     }
 
     /// Called before an item (a dict key) is written.
+    #[inline]
     fn before_item(&mut self, out: &mut Vec<u8>) {
         if self.current == 0 {
             if self.total == 0 && self.kind != BatchKind::Set && !self.expect_many {
@@ -395,6 +413,7 @@ impl Batch {
     }
 
     /// Called after an item (a dict value) is written.
+    #[inline]
     fn after_item(&mut self, out: &mut Vec<u8>) {
         self.current += 1;
         self.total += 1;
@@ -465,6 +484,9 @@ impl ser::SerializeSeq for SeqEncoder<'_> {
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         if let SeqState::Bytes(buffered) = &mut self.state {
             if let Some(b) = as_u8(value) {
+                if buffered.capacity() == 0 {
+                    buffered.reserve(self.hint.unwrap_or(0).clamp(1, 64 * 1024));
+                }
                 buffered.push(b);
                 return Ok(());
             }
@@ -676,6 +698,7 @@ impl<'a> MapEncoder<'a> {
     }
 
     /// Writes a `str`-keyed entry.
+    #[inline]
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<()> {
         self.batch.before_item(&mut self.p.out);
         self.p.write_str(key)?;
@@ -893,11 +916,12 @@ impl<'a> ser::Serializer for &'a mut Pickler {
     }
 
     fn serialize_seq(self, len: Option<usize>) -> Result<SeqEncoder<'a>> {
-        let capacity = len.unwrap_or(0).min(64 * 1024);
+        // The byte buffer is allocated at the first `u8`: a sequence of anything else never
+        // allocates one.
         Ok(SeqEncoder {
             p: self,
             hint: len,
-            state: SeqState::Bytes(Vec::with_capacity(capacity)),
+            state: SeqState::Bytes(Vec::new()),
         })
     }
 
