@@ -118,6 +118,11 @@ impl<D> Drop for Inner<D> {
 /// `&bytes[..]`, `(1, "x")`) and values any `Serialize` type, read back as any
 /// `DeserializeOwned` type; see [`dcache_disk::Disk`] for how they map to python types.
 ///
+/// Processes share a cache by opening the same directory. A handle may also cross a `fork()`
+/// (a pre-fork server opening the cache before it starts its workers): the child closes the
+/// connections it inherited and opens its own on first use. Fork while no other thread is
+/// inside a call on the cache; a connection in use at that moment cannot be closed in the child.
+///
 /// # Examples
 ///
 /// ```
@@ -787,7 +792,7 @@ impl<D: DiskFormat> Cache<D> {
         let conn =
             self.inner
                 .pool
-                .checkout(conn::Use::Read, std::process::id(), deadline, started)?;
+                .checkout(conn::Use::Read, crate::pid::current(), deadline, started)?;
         let result = retry_busy(self.db_path(), deadline, started, || f(&conn.sql));
         self.inner.pool.checkin(conn::Use::Read, conn);
         result
@@ -805,7 +810,7 @@ impl<D: DiskFormat> Cache<D> {
         let conn =
             self.inner
                 .pool
-                .checkout(conn::Use::Read, std::process::id(), deadline, started)?;
+                .checkout(conn::Use::Read, crate::pid::current(), deadline, started)?;
         let mut backoff = Duration::from_micros(20);
         let result = loop {
             match f(&conn.sql) {

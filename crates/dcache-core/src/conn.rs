@@ -7,8 +7,9 @@
 //!   `BEGIN IMMEDIATE` is retried from Rust with a short growing backoff until the timeout.
 //! - A write transaction is registered in a thread-local list while it runs: calls on the same
 //!   database from the same thread (from inside `transact`) join it instead of deadlocking.
-//! - Connections remember the process that opened them; after a `fork` the child never uses or
-//!   closes its parent's connections.
+//! - Connections remember the process that opened them; after a `fork` the child never uses its
+//!   parent's connections, and closes them before opening its own (see
+//!   `close_connections_after_fork`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -206,9 +207,8 @@ pub(crate) enum Use {
 pub(crate) struct Pool {
     pub(crate) db_path: PathBuf,
     access: Access,
-    slots: Box<[Slot]>,
-    writer: Slot,
-    idle: Mutex<Vec<Conn>>,
+    /// The connections not in use, shared with [`POOLS`] for the sweep after a fork.
+    parked: Arc<Parked>,
     /// The pragmas new and reused connections must have, and their generation.
     pragmas: Mutex<(u64, Pragmas)>,
     /// The generation in `pragmas`, readable without the lock.
@@ -217,12 +217,20 @@ pub(crate) struct Pool {
 
 impl Pool {
     pub(crate) fn new(db_path: PathBuf, access: Access, pragmas: Pragmas) -> Self {
-        Pool {
-            db_path,
-            access,
+        let parked = Arc::new(Parked {
             slots: (0..SLOTS).map(|_| Slot::default()).collect(),
             writer: Slot::default(),
             idle: Mutex::new(Vec::new()),
+        });
+        {
+            let mut pools = lock(&POOLS);
+            pools.retain(|p| p.strong_count() > 0);
+            pools.push(Arc::downgrade(&parked));
+        }
+        Pool {
+            db_path,
+            access,
+            parked,
             pragmas: Mutex::new((0, pragmas)),
             generation: AtomicU64::new(0),
         }
@@ -234,6 +242,7 @@ impl Pool {
 
     /// Opens a connection with dcache's settings but no pragmas (used while opening a cache).
     pub(crate) fn connect(db_path: &Path, access: Access) -> Result<Connection> {
+        close_connections_after_fork();
         let conn = match access {
             Access::ReadWrite => Connection::open_with_flags(
                 db_path,
@@ -272,8 +281,8 @@ impl Pool {
     /// retries while the database is busy (another connection closing last checkpoints the
     /// WAL under an exclusive lock).
     ///
-    /// `pid` is this process's id (`std::process::id()`, a system call: one per operation):
-    /// a connection is used only by the process that opened it.
+    /// `pid` is this process's id (`crate::pid::current()`, cached and cleared in a fork
+    /// child): a connection is used only by the process that opened it.
     pub(crate) fn checkout(
         &self,
         purpose: Use,
@@ -286,14 +295,11 @@ impl Pool {
         loop {
             let candidate = parked
                 .take()
-                .or_else(|| lock(&self.idle).pop())
+                .or_else(|| lock(&self.parked.idle).pop())
                 .or_else(|| self.steal(mine));
             match candidate {
-                Some(conn) if conn.pid != pid => {
-                    // Opened by the parent before a fork: closing it here could release the
-                    // parent's locks, so it is leaked on purpose.
-                    std::mem::forget(conn);
-                }
+                // Opened by the parent before a fork (see `close_connections_after_fork`).
+                Some(conn) if conn.pid != pid => close_inherited(conn),
                 Some(mut conn) => {
                     if conn.generation != self.generation.load(Ordering::Acquire) {
                         let (generation, pragmas) = *lock(&self.pragmas);
@@ -325,25 +331,22 @@ impl Pool {
     /// many connections as threads use it at once.
     fn steal(&self, mine: usize) -> Option<Conn> {
         (1..SLOTS)
-            .map(|i| &self.slots[(mine + i) % SLOTS])
+            .map(|i| &self.parked.slots[(mine + i) % SLOTS])
             .find_map(|slot| try_lock(&slot.0).and_then(|mut s| s.take()))
     }
 
     fn slot(&self, purpose: Use, mine: usize) -> &Slot {
         match purpose {
-            Use::Read => &self.slots[mine],
-            Use::Write => &self.writer,
+            Use::Read => &self.parked.slots[mine],
+            Use::Write => &self.parked.writer,
         }
     }
 
     /// Returns a connection for reuse: parked in this thread's slot (or the writer's) if free.
     ///
     /// The process id is not checked here: a connection checked out by this process is
-    /// returned by it (a child forked in between only finds it idle, and [`checkout`],
-    /// [`close_idle`] and drop never use or close a connection of another process).
-    ///
-    /// [`checkout`]: Self::checkout
-    /// [`close_idle`]: Self::close_idle
+    /// returned by it (a child forked in between never sees it checked out; [`checkout`] and
+    /// the first connection the child opens close the ones it finds parked).
     pub(crate) fn checkin(&self, purpose: Use, conn: Conn) {
         if let Some(mut slot) = try_lock(&self.slot(purpose, slot_index()).0)
             && slot.is_none()
@@ -351,28 +354,16 @@ impl Pool {
             *slot = Some(conn);
             return;
         }
-        lock(&self.idle).push(conn);
-    }
-
-    /// Takes every idle connection out of the pool.
-    fn take_idle(&self) -> Vec<Conn> {
-        let mut idle = std::mem::take(&mut *lock(&self.idle));
-        idle.extend(
-            self.slots
-                .iter()
-                .chain(std::iter::once(&self.writer))
-                .filter_map(|s| lock(&s.0).take()),
-        );
-        idle
+        lock(&self.parked.idle).push(conn);
     }
 
     /// Closes idle connections.
     pub(crate) fn close_idle(&self) -> Result<()> {
-        let pid = std::process::id();
+        let pid = crate::pid::current();
         let mut first_err = None;
-        for conn in self.take_idle() {
+        for conn in self.parked.take_all(true) {
             if conn.pid != pid {
-                std::mem::forget(conn);
+                close_inherited(conn);
             } else if let Err((_, e)) = conn.sql.close() {
                 first_err.get_or_insert(map_err(&self.db_path, e));
             }
@@ -381,12 +372,104 @@ impl Pool {
     }
 }
 
+/// The connections of a pool that no operation is using.
+struct Parked {
+    /// One slot per thread number (modulo [`SLOTS`]) for read connections.
+    slots: Box<[Slot]>,
+    /// The write connection.
+    writer: Slot,
+    /// Connections that found their slot taken.
+    idle: Mutex<Vec<Conn>>,
+}
+
+impl Parked {
+    /// Takes every parked connection. With `wait` false, a slot whose lock is held is skipped:
+    /// in the child of a fork, a lock held at the fork belongs to a thread that does not exist
+    /// there and is never released.
+    fn take_all(&self, wait: bool) -> Vec<Conn> {
+        let take = |m: &Mutex<Option<Conn>>| {
+            if wait {
+                lock(m).take()
+            } else {
+                try_lock(m).and_then(|mut s| s.take())
+            }
+        };
+        let mut all = if wait {
+            std::mem::take(&mut *lock(&self.idle))
+        } else {
+            try_lock(&self.idle)
+                .map(|mut v| std::mem::take(&mut *v))
+                .unwrap_or_default()
+        };
+        all.extend(
+            self.slots
+                .iter()
+                .chain(std::iter::once(&self.writer))
+                .filter_map(|s| take(&s.0)),
+        );
+        all
+    }
+}
+
+/// Every pool of the process, for [`close_connections_after_fork`].
+static POOLS: Mutex<Vec<Weak<Parked>>> = Mutex::new(Vec::new());
+
+/// In the child of a `fork`, before it opens its first connection: closes every connection its
+/// parent left parked in a pool (python-diskcache closes its inherited connection too).
+///
+/// They must be closed, not merely left unused. SQLite keeps one lock record per database file
+/// per process, shared by all of the process's connections to it, and the child inherits its
+/// parent's record claiming locks that `fcntl` does not pass to a child. A connection the child
+/// opened while an inherited one stayed open would take no lock of its own: the parent closing
+/// its last connection would then checkpoint and delete the WAL under the child, and the
+/// child's later commits would go to a deleted file (`tests/fork.rs` reproduces that). Closing
+/// an inherited connection in the child releases nothing of the parent's (the child holds no
+/// `fcntl` lock), and its checkpoint-on-close needs an exclusive lock that the parent's open
+/// connections deny.
+///
+/// A connection that another thread of the parent was using at the fork cannot be reached in
+/// the child: fork while no other thread is inside a cache call.
+fn close_connections_after_fork() {
+    static SWEEP: Mutex<()> = Mutex::new(());
+    if !crate::pid::fork_pending() {
+        return;
+    }
+    let _sweeping = lock(&SWEEP);
+    if !crate::pid::fork_pending() {
+        return;
+    }
+    let pid = crate::pid::current();
+    let pools: Vec<Arc<Parked>> = lock(&POOLS).iter().filter_map(Weak::upgrade).collect();
+    let mut closed = 0usize;
+    for parked in pools {
+        for conn in parked.take_all(false) {
+            if conn.pid == pid {
+                lock(&parked.idle).push(conn);
+            } else {
+                close_inherited(conn);
+                closed += 1;
+            }
+        }
+    }
+    log::debug!("closed {closed} connection(s) inherited through fork by process {pid}");
+    crate::pid::fork_handled();
+}
+
+/// Closes a connection another process (the parent of a fork) opened.
+fn close_inherited(conn: Conn) {
+    if let Err((sql, e)) = conn.sql.close() {
+        log::warn!("cannot close a connection inherited through fork: {e}");
+        // Closing again from `Drop` would fail the same way.
+        std::mem::forget(sql);
+    }
+}
+
 impl Drop for Pool {
     fn drop(&mut self) {
-        let pid = std::process::id();
-        for conn in self.take_idle() {
+        let pid = crate::pid::current();
+        for conn in self.parked.take_all(true) {
             if conn.pid != pid {
-                std::mem::forget(conn);
+                close_inherited(conn);
             }
         }
     }
@@ -562,7 +645,7 @@ pub(crate) fn write<T, E: From<Error>>(
         }
         .into());
     }
-    let pid = std::process::id();
+    let pid = crate::pid::current();
     let guard = ctx
         .writer
         .acquire(ctx.deadline, pid)
@@ -798,7 +881,7 @@ mod tests {
     }
 
     fn checkout(pool: &Pool) -> Conn {
-        pool.checkout(Use::Read, std::process::id(), None, Instant::now())
+        pool.checkout(Use::Read, crate::pid::current(), None, Instant::now())
             .expect("checkout")
     }
 
@@ -842,7 +925,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let pool = Pool::new(dir.path().join("cache.db"), Access::ReadWrite, PRAGMAS);
         let writer = pool
-            .checkout(Use::Write, std::process::id(), None, Instant::now())
+            .checkout(Use::Write, crate::pid::current(), None, Instant::now())
             .expect("checkout");
         mark(&writer, "writer");
         pool.checkin(Use::Write, writer);
@@ -854,7 +937,7 @@ mod tests {
         thread::scope(|s| {
             s.spawn(|| {
                 let writer = pool
-                    .checkout(Use::Write, std::process::id(), None, Instant::now())
+                    .checkout(Use::Write, crate::pid::current(), None, Instant::now())
                     .expect("checkout");
                 assert!(
                     marked(&writer, "writer"),

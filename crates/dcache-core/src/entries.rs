@@ -703,7 +703,7 @@ impl<D: DiskFormat> Cache<D> {
         } else {
             Some(started + self.inner.timeout)
         };
-        let pid = std::process::id();
+        let pid = crate::pid::current();
         let _guard = self
             .inner
             .writer

@@ -29,6 +29,7 @@ mod iter;
 mod memoize;
 mod open;
 mod options;
+mod pid;
 mod queue;
 mod schema;
 mod settings;
