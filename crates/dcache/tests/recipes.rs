@@ -5,10 +5,11 @@
 
 mod common;
 
+use common::spawn_child;
 use common::stores::{CacheFixture, FanoutFixture, Fixture};
 
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -98,16 +99,6 @@ recipe_tests!(cache, CacheFixture);
 recipe_tests!(fanout, FanoutFixture);
 
 // ----- helpers -----
-
-/// Runs the current test binary's test `name` in a child process with `env` set.
-fn spawn_child(name: &str, env: &[(&str, &str)]) -> std::io::Result<Child> {
-    let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"]);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn()
-}
 
 /// Kills the children if the test fails before they finish.
 struct KillOnDrop(Vec<Child>);

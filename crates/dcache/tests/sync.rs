@@ -5,10 +5,11 @@
 
 mod common;
 
+use common::spawn_child;
 use common::stores::{CacheFixture, FanoutFixture, Fixture};
 
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -83,16 +84,6 @@ sync_tests!(cache, CacheFixture);
 sync_tests!(fanout, FanoutFixture);
 
 // ----- helpers -----
-
-/// Runs the current test binary's test `name` in a child process with `env` set.
-fn spawn_child(name: &str, env: &[(&str, &str)]) -> std::io::Result<Child> {
-    let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"]);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn()
-}
 
 /// Kills the child if the test fails before it does.
 struct KillOnDrop(Child);

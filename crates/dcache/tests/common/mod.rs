@@ -6,9 +6,21 @@ pub mod stores;
 pub mod tagged;
 
 use std::path::Path;
+use std::process::{Child, Command};
 
 /// A directory as the `str` python is given.
 pub fn path_str(dir: &Path) -> &str {
     dir.to_str()
         .expect("temporary directories have UTF-8 paths")
+}
+
+/// Runs the current test binary's test `name` alone in a child process with `env` set (tests
+/// that need several processes re-run their own binary instead of forking).
+pub fn spawn_child(name: &str, env: &[(&str, &str)]) -> std::io::Result<Child> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn()
 }
