@@ -18,6 +18,7 @@ fn open(dir: &std::path::Path) -> dcache::Result<Cache> {
         .open(dir)
 }
 
+use common::in_threads;
 use common::python::{finish, wait_for};
 
 #[test]
@@ -55,21 +56,11 @@ fn python_lock_and_ours_exclude_each_other() -> TestResult {
     let mut python = py.spawn_script("sync_worker.py", &["lock-count", path, "300"]);
     wait_for(&cache, "ready", &mut python)?;
     cache.set("start", 1)?;
-    std::thread::scope(|s| -> TestResult {
-        let workers: Vec<_> = (0..2)
-            .map(|_| {
-                s.spawn(|| -> Result<(), SyncError> {
-                    for _ in 0..150 {
-                        let _guard = lock.acquire()?;
-                        let n = cache.get::<i64>("n")?.unwrap_or(0);
-                        cache.set("n", n + 1)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for w in workers {
-            w.join().map_err(|_| "worker panicked")??;
+    in_threads(2, |_| -> Result<(), SyncError> {
+        for _ in 0..150 {
+            let _guard = lock.acquire()?;
+            let n = cache.get::<i64>("n")?.unwrap_or(0);
+            cache.set("n", n + 1)?;
         }
         Ok(())
     })?;
@@ -97,24 +88,14 @@ fn python_and_rust_share_a_bounded_semaphore() -> TestResult {
     wait_for(&cache, "ready", &mut python)?;
     cache.set("start", 1)?;
     let retrying = cache.retrying();
-    std::thread::scope(|s| -> TestResult {
-        let workers: Vec<_> = (0..3)
-            .map(|_| {
-                s.spawn(|| -> Result<(), SyncError> {
-                    for _ in 0..20 {
-                        let _permit = sem.acquire()?;
-                        if retrying.incr("inside", 1)? > 2 {
-                            retrying.incr("violations", 1)?;
-                        }
-                        std::thread::sleep(Duration::from_millis(1));
-                        retrying.decr("inside", 1)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for w in workers {
-            w.join().map_err(|_| "worker panicked")??;
+    in_threads(3, |_| -> Result<(), SyncError> {
+        for _ in 0..20 {
+            let _permit = sem.acquire()?;
+            if retrying.incr("inside", 1)? > 2 {
+                retrying.incr("violations", 1)?;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+            retrying.decr("inside", 1)?;
         }
         Ok(())
     })?;

@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::spawn_child;
 use common::stores::{CacheFixture, FanoutFixture, Fixture};
+use common::{in_threads, spawn_child};
 
 use std::path::Path;
 use std::process::Child;
@@ -312,15 +312,7 @@ where
         high.leave();
         Ok(result?)
     });
-    std::thread::scope(|s| -> TestResult {
-        let workers: Vec<_> = (0..8)
-            .map(|_| s.spawn(|| (0..25).try_for_each(|_| step(()))))
-            .collect();
-        for w in workers {
-            w.join().map_err(|_| "worker panicked")??;
-        }
-        Ok(())
-    })?;
+    in_threads(8, |_| (0..25).try_for_each(|_| step(())))?;
     assert_eq!(high.most.load(Ordering::SeqCst), 1);
     assert_eq!(counter(&store, "counter")?, 200);
     Ok(())

@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::spawn_child;
 use common::stores::{CacheFixture, FanoutFixture, Fixture};
+use common::{in_threads, spawn_child};
 
 use std::path::Path;
 use std::process::Child;
@@ -142,21 +142,11 @@ fn lock_counter_eight_threads<F: Fixture>() -> TestResult {
     let store = F::open(dir.path())?;
     let lock = Lock::new(store.clone(), "counter-lock");
     let inside = AtomicBool::new(false);
-    std::thread::scope(|s| -> TestResult {
-        let workers: Vec<_> = (0..8)
-            .map(|_| {
-                s.spawn(|| -> Result<(), SyncError> {
-                    for _ in 0..200 {
-                        let _guard = lock.acquire()?;
-                        let _inside = Inside::enter(&inside);
-                        increment(&store, "counter")?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for w in workers {
-            w.join().map_err(|_| "worker panicked")??;
+    in_threads(8, |_| -> Result<(), SyncError> {
+        for _ in 0..200 {
+            let _guard = lock.acquire()?;
+            let _inside = Inside::enter(&inside);
+            increment(&store, "counter")?;
         }
         Ok(())
     })?;
@@ -339,25 +329,15 @@ fn semaphore_of_three_with_ten_threads<F: Fixture>() -> TestResult {
     let inside = AtomicUsize::new(0);
     let high_water = AtomicUsize::new(0);
     let finished = AtomicUsize::new(0);
-    std::thread::scope(|s| -> TestResult {
-        let workers: Vec<_> = (0..10)
-            .map(|_| {
-                s.spawn(|| -> Result<(), SyncError> {
-                    for _ in 0..5 {
-                        let _permit = semaphore.acquire()?;
-                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
-                        high_water.fetch_max(now, Ordering::SeqCst);
-                        std::thread::sleep(Duration::from_millis(2));
-                        inside.fetch_sub(1, Ordering::SeqCst);
-                    }
-                    finished.fetch_add(1, Ordering::SeqCst);
-                    Ok(())
-                })
-            })
-            .collect();
-        for w in workers {
-            w.join().map_err(|_| "worker panicked")??;
+    in_threads(10, |_| -> Result<(), SyncError> {
+        for _ in 0..5 {
+            let _permit = semaphore.acquire()?;
+            let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+            high_water.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(2));
+            inside.fetch_sub(1, Ordering::SeqCst);
         }
+        finished.fetch_add(1, Ordering::SeqCst);
         Ok(())
     })?;
     assert_eq!(finished.load(Ordering::SeqCst), 10);
@@ -486,22 +466,12 @@ fn rlock_counter_four_threads<F: Fixture>() -> TestResult {
     let store = F::open(dir.path())?;
     let rlock = RLock::new(store.clone(), "reentrant-counter");
     let inside = AtomicBool::new(false);
-    std::thread::scope(|s| -> TestResult {
-        let workers: Vec<_> = (0..4)
-            .map(|_| {
-                s.spawn(|| -> Result<(), SyncError> {
-                    for _ in 0..50 {
-                        let _outer = rlock.acquire()?;
-                        let _inside = Inside::enter(&inside);
-                        let _inner = rlock.acquire()?;
-                        increment(&store, "counter")?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for w in workers {
-            w.join().map_err(|_| "worker panicked")??;
+    in_threads(4, |_| -> Result<(), SyncError> {
+        for _ in 0..50 {
+            let _outer = rlock.acquire()?;
+            let _inside = Inside::enter(&inside);
+            let _inner = rlock.acquire()?;
+            increment(&store, "counter")?;
         }
         Ok(())
     })?;
@@ -517,20 +487,10 @@ fn averager_five_threads_exact_mean<F: Fixture>() -> TestResult {
     let store = F::open(dir.path())?;
     let avg = Averager::new(store.clone(), "mean");
     assert_eq!(avg.get()?, None);
-    std::thread::scope(|s| -> TestResult {
-        let workers: Vec<_> = (0..5u32)
-            .map(|t| {
-                let avg = &avg;
-                s.spawn(move || -> Result<(), SyncError> {
-                    for i in 0..10 {
-                        avg.add(f64::from(t * 100 + i * 3))?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for w in workers {
-            w.join().map_err(|_| "worker panicked")??;
+    in_threads(5, |t| -> Result<(), SyncError> {
+        let t = u32::try_from(t).unwrap_or(u32::MAX);
+        for i in 0..10 {
+            avg.add(f64::from(t * 100 + i * 3))?;
         }
         Ok(())
     })?;

@@ -24,3 +24,24 @@ pub fn spawn_child(name: &str, env: &[(&str, &str)]) -> std::io::Result<Child> {
     }
     cmd.spawn()
 }
+
+/// Runs `work(i)` on threads `i` in `0..n` at once and waits for all; the first error, or a
+/// panic, is the result.
+pub fn in_threads<E>(
+    n: usize,
+    work: impl Fn(usize) -> Result<(), E> + Sync,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+{
+    std::thread::scope(|s| {
+        let work = &work;
+        let workers: Vec<_> = (0..n).map(|i| s.spawn(move || work(i))).collect();
+        for w in workers {
+            w.join()
+                .map_err(|_| "worker panicked")?
+                .map_err(Into::into)?;
+        }
+        Ok(())
+    })
+}
