@@ -14,6 +14,7 @@ use crate::error::CliError;
 use crate::progress::Progress;
 use crate::render;
 use crate::target::{Access, Kind, Target};
+use dcache::cache::unix_seconds;
 
 /// How a command ended, when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -676,10 +677,10 @@ fn dump<D: DiskFormat>(
                 value_size: entry.value_size(),
                 mode: entry.mode.0,
                 filename: entry.filename.as_deref(),
-                store_time: entry.store_time.map(render::unix),
-                expire_time: entry.expire_time.map(render::unix),
+                store_time: entry.store_time.map(unix_seconds),
+                expire_time: entry.expire_time.map(unix_seconds),
                 expired,
-                access_time: entry.access_time.map(render::unix),
+                access_time: entry.access_time.map(unix_seconds),
                 access_count: entry.access_count,
                 tag,
                 tag_type,

@@ -1,8 +1,8 @@
 //! How keys, values, tags, sizes and times are printed, as text and as JSON.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use dcache::cache::EntryInfo;
+use dcache::cache::{EntryInfo, unix_seconds};
 use dcache::disk::{Mode, SqlRef, SqlValue};
 use dcache::{Tag, Value};
 
@@ -107,17 +107,9 @@ pub(crate) fn human_size(bytes: u64) -> String {
     format!("{size:.1} {}", UNITS[unit])
 }
 
-/// Seconds since the Unix epoch (negative before it), as python-diskcache stores times.
-pub(crate) fn unix(t: SystemTime) -> f64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs_f64(),
-        Err(e) => -e.duration().as_secs_f64(),
-    }
-}
-
 /// An RFC 3339 UTC time to the second: `2024-05-01T12:00:00Z`.
 pub(crate) fn rfc3339(t: SystemTime) -> String {
-    let secs = unix(t).floor() as i64;
+    let secs = unix_seconds(t).floor() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
     format!(
@@ -214,7 +206,7 @@ pub(crate) fn summary(entry: &EntryInfo) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn text_keeps_strings_and_numbers_and_shows_bytes_as_hex() {
@@ -277,8 +269,8 @@ mod tests {
         );
         let before = UNIX_EPOCH - Duration::from_secs(1);
         assert_eq!(rfc3339(before), "1969-12-31T23:59:59Z");
-        assert!((unix(t) - 1.7e9).abs() < 1e-6);
-        assert!((unix(before) + 1.0).abs() < 1e-9);
+        assert!((unix_seconds(t) - 1.7e9).abs() < 1e-6);
+        assert!((unix_seconds(before) + 1.0).abs() < 1e-9);
     }
 
     #[test]

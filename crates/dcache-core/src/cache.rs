@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::clock::{Clock, SystemClock, from_unix, to_unix};
+use crate::clock::{Clock, SystemClock, from_unix, unix_seconds};
 use crate::conn::{self, Pool, Pragmas, Tx, TxContext, WriterLock, map_err, retry_busy};
 use crate::error::{Error, Result};
 use crate::open;
@@ -750,7 +750,7 @@ impl<D: DiskFormat> Cache<D> {
     }
 
     pub(crate) fn now(&self) -> f64 {
-        to_unix(self.inner.clock.now())
+        unix_seconds(self.inner.clock.now())
     }
 
     pub(crate) fn db_path(&self) -> &Path {

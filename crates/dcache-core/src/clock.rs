@@ -83,8 +83,19 @@ impl Clock for ManualClock {
     }
 }
 
-/// Seconds since the Unix epoch, as python-diskcache stores times.
-pub(crate) fn to_unix(t: SystemTime) -> f64 {
+/// Seconds since the Unix epoch (negative before it), as python-diskcache stores times and
+/// python's `time.time()` returns them.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+///
+/// assert_eq!(dcache_core::unix_seconds(UNIX_EPOCH + Duration::from_millis(1500)), 1.5);
+/// assert_eq!(dcache_core::unix_seconds(UNIX_EPOCH - Duration::from_secs(2)), -2.0);
+/// ```
+#[must_use]
+pub fn unix_seconds(t: SystemTime) -> f64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_secs_f64(),
         Err(e) => -e.duration().as_secs_f64(),
@@ -108,7 +119,7 @@ mod tests {
     #[test]
     fn unix_seconds_round_trip() {
         let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
-        assert_eq!(from_unix(to_unix(t)), Some(t));
+        assert_eq!(from_unix(unix_seconds(t)), Some(t));
         assert_eq!(
             from_unix(-1.5),
             UNIX_EPOCH.checked_sub(Duration::from_millis(1500))

@@ -39,7 +39,7 @@ mod tag;
 
 pub use cache::{Cache, CacheBuilder, DEFAULT_TIMEOUT, Durability, temp_directory};
 pub use check::{UNKNOWN_FILE_GRACE, Warning};
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock, unix_seconds};
 pub use entries::{Entries, EntryInfo, EntryQuery, Summary};
 pub use error::{Error, Result, SqliteError};
 pub use evict::Stats;

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::ser::{SerializeTuple, Serializer};
 
 use crate::error::Error;
-use crate::throttle::unix_seconds;
+use dcache_core::unix_seconds;
 
 /// The third element of the marker key `(name, args, RECOMPUTING)` whose `add` elects the one
 /// caller, of all threads and processes, that recomputes a result early.

@@ -2,7 +2,9 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
+
+use dcache_core::unix_seconds;
 
 use dcache_core::{Clock, SetOptions, Storage, Tag, Update};
 
@@ -351,14 +353,6 @@ impl<S: Storage> ThrottleBuilder<S> {
     }
 }
 
-/// Seconds since the Unix epoch, as python's `time.time()` (negative before it).
-pub(crate) fn unix_seconds(t: SystemTime) -> f64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs_f64(),
-        Err(e) => -e.duration().as_secs_f64(),
-    }
-}
-
 /// How long to sleep for a token `secs` away: rounded up to the next nanosecond, so the clock
 /// always moves (a zero sleep would spin), and at most `longest`, the time one token takes to
 /// grow. Only a bucket last updated in the future (a clock that went back, or another
@@ -377,6 +371,7 @@ fn pause_for(secs: f64, longest: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
+    use std::time::UNIX_EPOCH;
 
     use dcache_core::{Cache, ManualClock};
 

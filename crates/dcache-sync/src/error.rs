@@ -15,7 +15,8 @@ pub enum Error {
     /// timeout.
     #[error(
         "timed out after {waited:?} waiting to acquire {key}: its holder has not released it; \
-         wait longer, or give the lock an expire so that a crashed holder frees it"
+         wait longer, or give the lock or semaphore an expire so that a crashed holder frees \
+         it"
     )]
     Timeout {
         /// The key of the lock or semaphore.
@@ -40,7 +41,9 @@ pub enum Error {
     /// An [`RLock`](crate::RLock) was released by a thread that does not hold it (another
     /// owner holds it, or nobody does: one release too many).
     #[error(
-        "cannot release rlock {key}: this thread ({caller}) does not hold it ({})",
+        "cannot release rlock {key}: this thread ({caller}) does not hold it ({}); release \
+         from the thread that acquired it, once per acquire (its guard does so when dropped), \
+         and give the lock an expire longer than it is held",
         holder.as_ref().map_or_else(|| "nobody holds it".to_owned(), |h| format!("held by {h}"))
     )]
     NotOwner {
@@ -56,7 +59,9 @@ pub enum Error {
     /// acquired: every permit is already free.
     #[error(
         "cannot release semaphore {key}: all {value} permits are already free (a release \
-         without a matching acquire, or the semaphore's key expired while permits were held)"
+         without a matching acquire, or the semaphore's key expired while permits were held); \
+         release once per acquire (guards do so when dropped) and give the semaphore an expire \
+         longer than permits are held"
     )]
     OverRelease {
         /// The semaphore's key.

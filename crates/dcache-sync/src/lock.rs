@@ -1,7 +1,7 @@
 //! `Lock`: mutual exclusion across threads and processes.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dcache_core::{SetOptions, Storage, Tag, Update, Value};
 use serde::Serialize;
@@ -145,11 +145,7 @@ impl<S: Storage, K: Serialize + fmt::Debug> Lock<S, K> {
     /// # Ok::<(), dcache_sync::Error>(())
     /// ```
     pub fn acquire(&self) -> Result<LockGuard<'_, S, K>> {
-        let token = wait::new_token();
-        match self.acquire_with(&token, Patience::Forever)? {
-            Some(guard) => Ok(guard),
-            None => Err(wait::timeout_error(&self.key, Instant::now())),
-        }
+        wait::required(&self.key, None, |p| self.acquire_with(p))
     }
 
     /// Takes the lock if it is free now (one look, and one write if it looks free).
@@ -168,7 +164,7 @@ impl<S: Storage, K: Serialize + fmt::Debug> Lock<S, K> {
     /// # Ok::<(), dcache_sync::Error>(())
     /// ```
     pub fn try_acquire(&self) -> Result<Option<LockGuard<'_, S, K>>> {
-        self.acquire_with(&wait::new_token(), Patience::Once)
+        self.acquire_with(Patience::Once)
     }
 
     /// Waits up to `timeout` for the lock.
@@ -190,25 +186,23 @@ impl<S: Storage, K: Serialize + fmt::Debug> Lock<S, K> {
     /// # Ok::<(), dcache_sync::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_, S, K>> {
-        let started = Instant::now();
-        let token = wait::new_token();
-        self.acquire_with(&token, Patience::timeout(timeout))?
-            .ok_or_else(|| wait::timeout_error(&self.key, started))
+        wait::required(&self.key, Some(timeout), |p| self.acquire_with(p))
     }
 
-    fn acquire_with(&self, token: &str, patience: Patience) -> Result<Option<LockGuard<'_, S, K>>> {
+    fn acquire_with(&self, patience: Patience) -> Result<Option<LockGuard<'_, S, K>>> {
+        let token = wait::new_token();
         let won = wait::acquire(
             || wait::registry_id(&self.key),
             patience,
             || Ok(self.store.get_entry::<Value>(&self.key)?.is_none()),
             || {
-                let added = self.store.add(&self.key, token, self.opts.clone())?;
+                let added = self.store.add(&self.key, &token, self.opts.clone())?;
                 Ok(added.then_some(()))
             },
         )?;
         Ok(won.map(|()| LockGuard {
             lock: self,
-            token: Some(token.to_owned()),
+            token: Some(token),
         }))
     }
 
@@ -257,7 +251,7 @@ impl<S: Storage, K: Serialize + fmt::Debug> Lock<S, K> {
             },
         )?;
         if released {
-            wait::notify(&wait::registry_id(&self.key));
+            wait::notify(&self.key);
             Ok(())
         } else {
             Err(Error::LockLost {
@@ -286,7 +280,7 @@ impl<S: Storage, K: Serialize + fmt::Debug> Lock<S, K> {
     pub fn force_release(&self) -> Result<bool> {
         let removed = self.store.delete(&self.key)?;
         if removed {
-            wait::notify(&wait::registry_id(&self.key));
+            wait::notify(&self.key);
         }
         Ok(removed)
     }

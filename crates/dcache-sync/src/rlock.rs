@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dcache_core::{SetOptions, Storage, Tag, Update};
 use serde::Serialize;
@@ -12,6 +12,12 @@ use crate::wait::{self, Patience};
 
 /// What python's `RLock` stores: `(owner id, depth)`.
 type Stored = (String, i64);
+
+/// Whether `me` may take the lock stored as `held`: it is free (depth 0 or below, as a python
+/// over-release may leave it) or already `me`'s.
+fn may_take((owner, depth): &Stored, me: &str) -> bool {
+    owner == me || *depth <= 0
+}
 
 /// A re-entrant lock shared by threads and processes: python-diskcache's `RLock` recipe.
 ///
@@ -118,10 +124,7 @@ impl<S: Storage, K: Serialize + fmt::Debug> RLock<S, K> {
     /// # Ok::<(), dcache_sync::Error>(())
     /// ```
     pub fn acquire(&self) -> Result<RLockGuard<'_, S, K>> {
-        match self.acquire_with(Patience::Forever)? {
-            Some(guard) => Ok(guard),
-            None => Err(wait::timeout_error(&self.key, Instant::now())),
-        }
+        wait::required(&self.key, None, |p| self.acquire_with(p))
     }
 
     /// Takes the lock if it is free or held by this thread now.
@@ -164,9 +167,7 @@ impl<S: Storage, K: Serialize + fmt::Debug> RLock<S, K> {
     /// # Ok::<(), dcache_sync::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<RLockGuard<'_, S, K>> {
-        let started = Instant::now();
-        self.acquire_with(Patience::timeout(timeout))?
-            .ok_or_else(|| wait::timeout_error(&self.key, started))
+        wait::required(&self.key, Some(timeout), |p| self.acquire_with(p))
     }
 
     fn acquire_with(&self, patience: Patience) -> Result<Option<RLockGuard<'_, S, K>>> {
@@ -175,10 +176,10 @@ impl<S: Storage, K: Serialize + fmt::Debug> RLock<S, K> {
             || wait::registry_id(&self.key),
             patience,
             || {
-                Ok(match self.store.get_entry::<Stored>(&self.key)? {
-                    None => true,
-                    Some(e) => e.value.0 == me || e.value.1 <= 0,
-                })
+                Ok(self
+                    .store
+                    .get_entry::<Stored>(&self.key)?
+                    .is_none_or(|e| may_take(&e.value, &me)))
             },
             || {
                 let taken = self.store.update::<Stored, _, _>(
@@ -189,7 +190,7 @@ impl<S: Storage, K: Serialize + fmt::Debug> RLock<S, K> {
                             Some(deeper) => (Update::Set((owner, deeper)), Ok(true)),
                             None => (Update::Keep, Err(dcache_core::Error::Overflow)),
                         },
-                        Some((_, depth)) if depth > 0 => (Update::Keep, Ok(false)),
+                        Some(held) if !may_take(&held, &me) => (Update::Keep, Ok(false)),
                         _ => (Update::Set((me.clone(), 1)), Ok(true)),
                     },
                 )??;
@@ -237,7 +238,7 @@ impl<S: Storage, K: Serialize + fmt::Debug> RLock<S, K> {
         )?;
         match outcome {
             Ok(0) => {
-                wait::notify(&wait::registry_id(&self.key));
+                wait::notify(&self.key);
                 Ok(())
             }
             Ok(_) => Ok(()),

@@ -1,7 +1,7 @@
 //! `BoundedSemaphore`: at most N holders across threads and processes.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dcache_core::{SetOptions, Storage, Tag, Update};
 use serde::Serialize;
@@ -121,10 +121,7 @@ impl<S: Storage, K: Serialize + fmt::Debug> BoundedSemaphore<S, K> {
     /// # Ok::<(), dcache_sync::Error>(())
     /// ```
     pub fn acquire(&self) -> Result<SemaphoreGuard<'_, S, K>> {
-        match self.acquire_with(Patience::Forever)? {
-            Some(guard) => Ok(guard),
-            None => Err(wait::timeout_error(&self.key, Instant::now())),
-        }
+        wait::required(&self.key, None, |p| self.acquire_with(p))
     }
 
     /// Takes a permit if one is free now.
@@ -165,9 +162,7 @@ impl<S: Storage, K: Serialize + fmt::Debug> BoundedSemaphore<S, K> {
     /// # Ok::<(), dcache_sync::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_, S, K>> {
-        let started = Instant::now();
-        self.acquire_with(Patience::timeout(timeout))?
-            .ok_or_else(|| wait::timeout_error(&self.key, started))
+        wait::required(&self.key, Some(timeout), |p| self.acquire_with(p))
     }
 
     fn acquire_with(&self, patience: Patience) -> Result<Option<SemaphoreGuard<'_, S, K>>> {
@@ -230,7 +225,7 @@ impl<S: Storage, K: Serialize + fmt::Debug> BoundedSemaphore<S, K> {
                 }
             })?;
         if released {
-            wait::notify(&wait::registry_id(&self.key));
+            wait::notify(&self.key);
             Ok(())
         } else {
             Err(Error::OverRelease {

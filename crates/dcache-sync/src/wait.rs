@@ -207,12 +207,21 @@ impl Drop for Waiter {
     }
 }
 
-/// Wakes this process's waiters on `id` (after a release).
-pub(crate) fn notify(id: &[u8]) {
+/// Wakes this process's waiters on `key` (after a release). Encodes the key only when some
+/// key has waiters.
+pub(crate) fn notify<K: Serialize + Debug + ?Sized>(key: &K) {
+    if registry()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .is_empty()
+    {
+        return;
+    }
+    let id = registry_id(key);
     let slot = registry()
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .get(id)
+        .get(&id)
         .cloned();
     if let Some(slot) = slot {
         let mut state = slot.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -244,12 +253,18 @@ pub(crate) enum Patience {
     Forever,
 }
 
-impl Patience {
-    pub(crate) fn timeout(timeout: Duration) -> Patience {
-        Instant::now()
-            .checked_add(timeout)
-            .map_or(Patience::Forever, Patience::Until)
-    }
+/// Runs an acquisition that must succeed: waiting forever (`timeout` `None`) or up to
+/// `timeout`, after which it is [`Error::Timeout`] with the time waited.
+pub(crate) fn required<T, K: Debug + ?Sized>(
+    key: &K,
+    timeout: Option<Duration>,
+    acquire: impl FnOnce(Patience) -> Result<Option<T>>,
+) -> Result<T> {
+    let started = Instant::now();
+    let patience = timeout
+        .and_then(|t| started.checked_add(t))
+        .map_or(Patience::Forever, Patience::Until);
+    acquire(patience)?.ok_or_else(|| timeout_error(key, started))
 }
 
 /// Waits until `attempt` succeeds: `probe` (a read) says whether an attempt may succeed;
@@ -294,7 +309,7 @@ fn busy_as<T>(result: Result<T>, instead: T) -> Result<T> {
 }
 
 /// The error of an acquisition that ran out of patience.
-pub(crate) fn timeout_error<K: Debug + ?Sized>(key: &K, started: Instant) -> Error {
+fn timeout_error<K: Debug + ?Sized>(key: &K, started: Instant) -> Error {
     Error::Timeout {
         key: describe(key),
         waited: started.elapsed(),
@@ -344,15 +359,13 @@ mod tests {
 
     #[test]
     fn a_notification_ends_a_wait_and_the_registry_empties() {
-        let id = b"test-notify".to_vec();
+        let key = "test-notify";
+        let id = registry_id(key);
         let waiter = Waiter::register(id.clone());
         let seen = waiter.generation();
-        let notifier = std::thread::spawn({
-            let id = id.clone();
-            move || {
-                std::thread::sleep(Duration::from_millis(20));
-                notify(&id);
-            }
+        let notifier = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            notify(key);
         });
         let started = Instant::now();
         waiter.wait(seen, Duration::from_secs(30));
@@ -394,7 +407,7 @@ mod tests {
         let started = Instant::now();
         let r: Option<i32> = acquire(
             || b"past".to_vec(),
-            Patience::timeout(Duration::from_millis(30)),
+            Patience::Until(started + Duration::from_millis(30)),
             || Ok(true),
             || Ok(None),
         )?;
