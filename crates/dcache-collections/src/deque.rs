@@ -261,7 +261,7 @@ impl<T, D: DiskFormat> Deque<T, D> {
         let Some(max) = self.maxlen else {
             return Ok(());
         };
-        while self.cache.len()? > max {
+        for _ in 0..self.cache.len()?.saturating_sub(max) {
             let Some(key) = self
                 .cache
                 .nth_sorted_key::<i64>(0, side == Side::Back)

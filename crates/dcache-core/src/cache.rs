@@ -21,7 +21,7 @@ use crate::open;
 use crate::options::{Entry, SetOptions, ValueReader};
 use crate::schema;
 use crate::settings::{self, EvictionPolicy, Settings};
-use crate::sqlval::{Bind, opt_f64, sql_ref, sql_value};
+use crate::sqlval::{Bind, column_err, opt_f64, sql_ref, sql_value};
 use crate::tag::Tag;
 
 /// python-diskcache's default `Cache` timeout.
@@ -485,22 +485,20 @@ pub(crate) struct Found {
 
 impl Found {
     pub(crate) fn from_row(row: &Row<'_>) -> Result<Found> {
-        fn column(e: impl std::fmt::Display) -> Error {
-            Error::from(dcache_disk::Error::Decode {
-                format: dcache_disk::Format::Raw,
-                reason: format!("unexpected column type in the Cache table: {e}"),
-            })
-        }
-        let mode = Mode::from_column(row.get::<_, i64>(3).map_err(column)?)?;
+        let mode = Mode::from_column(row.get::<_, i64>(3).map_err(column_err)?)?;
         Ok(Found {
-            rowid: row.get(0).map_err(column)?,
-            expire_time: opt_f64(row.get_ref(1).map_err(column)?),
-            tag: Tag::from_sql(sql_ref(row.get_ref(2).map_err(column)?)?),
+            rowid: row.get(0).map_err(column_err)?,
+            expire_time: opt_f64(row.get_ref(1).map_err(column_err)?),
+            tag: Tag::from_sql(sql_ref(row.get_ref(2).map_err(column_err)?)?),
             mode,
-            filename: row.get(4).map_err(column)?,
-            value: sql_value(row.get_ref(5).map_err(column)?)?,
-            size: u64::try_from(row.get::<_, Option<i64>>(6).map_err(column)?.unwrap_or(0))
-                .unwrap_or(0),
+            filename: row.get(4).map_err(column_err)?,
+            value: sql_value(row.get_ref(5).map_err(column_err)?)?,
+            size: u64::try_from(
+                row.get::<_, Option<i64>>(6)
+                    .map_err(column_err)?
+                    .unwrap_or(0),
+            )
+            .unwrap_or(0),
         })
     }
 
@@ -555,27 +553,21 @@ impl<T> Hit<T> {
         meta: bool,
         decode: impl FnOnce(StoredRef<'_>) -> std::result::Result<T, dcache_disk::Error>,
     ) -> Result<Hit<T>> {
-        fn column(e: impl std::fmt::Display) -> Error {
-            Error::from(dcache_disk::Error::Decode {
-                format: dcache_disk::Format::Raw,
-                reason: format!("unexpected column type in the Cache table: {e}"),
-            })
-        }
         // Column of `mode`; `filename`, `value` and `size` follow.
         let at = if meta { 3 } else { 0 };
-        let mode = Mode::from_column(row.get::<_, i64>(at).map_err(column)?)?;
+        let mode = Mode::from_column(row.get::<_, i64>(at).map_err(column_err)?)?;
         let size = u64::try_from(
             row.get::<_, Option<i64>>(at + 3)
-                .map_err(column)?
+                .map_err(column_err)?
                 .unwrap_or(0),
         )
         .unwrap_or(0);
-        let filename = match sql_ref(row.get_ref(at + 1).map_err(column)?)? {
+        let filename = match sql_ref(row.get_ref(at + 1).map_err(column_err)?)? {
             SqlRef::Null => None,
             SqlRef::Text(name) => Some(name),
-            other => return Err(column(format!("filename is {}", other.storage_class()))),
+            other => return Err(column_err(format!("filename is {}", other.storage_class()))),
         };
-        let value = sql_ref(row.get_ref(at + 2).map_err(column)?)?;
+        let value = sql_ref(row.get_ref(at + 2).map_err(column_err)?)?;
         let value = match filename {
             None => Fetch::Decoded(decode(StoredRef {
                 size,
@@ -599,9 +591,9 @@ impl<T> Hit<T> {
             });
         }
         Ok(Hit {
-            rowid: row.get(0).map_err(column)?,
-            expire_time: opt_f64(row.get_ref(1).map_err(column)?),
-            tag: Tag::from_sql(sql_ref(row.get_ref(2).map_err(column)?)?),
+            rowid: row.get(0).map_err(column_err)?,
+            expire_time: opt_f64(row.get_ref(1).map_err(column_err)?),
+            tag: Tag::from_sql(sql_ref(row.get_ref(2).map_err(column_err)?)?),
             value,
         })
     }
@@ -690,6 +682,17 @@ impl<D: DiskFormat> Cache<D> {
     #[must_use]
     pub fn disk(&self) -> D {
         self.state().disk.clone()
+    }
+
+    /// The 32-bit hash of `key` as this cache's disk encodes it, with the settings in effect
+    /// (python's `Disk.hash`): a FanoutCache picks a shard by it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Disk`] when the key cannot be encoded (a NaN key).
+    pub fn key_hash(&self, key: impl Serialize) -> Result<u32> {
+        let state = self.state();
+        Ok(state.disk.hash(&state.disk.put(&key)?))
     }
 
     /// The value files of this cache.
@@ -811,18 +814,7 @@ impl<D: DiskFormat> Cache<D> {
             self.inner
                 .pool
                 .checkout(conn::Use::Read, crate::pid::current(), deadline, started)?;
-        let mut backoff = Duration::from_micros(20);
-        let result = loop {
-            match f(&conn.sql) {
-                Err(Error::Sqlite { source, .. })
-                    if source.is_busy() && deadline.is_none_or(|d| Instant::now() < d) =>
-                {
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_millis(1));
-                }
-                other => break other,
-            }
-        };
+        let result = conn::retry_busy_with(deadline, started, || f(&conn.sql));
         self.inner.pool.checkin(conn::Use::Read, conn);
         result
     }
@@ -1104,27 +1096,17 @@ impl<D: DiskFormat> Cache<D> {
         self.write(|tx| {
             let now = self.now();
             let err = self.sql_err();
-            let row: Option<(i64, Option<f64>)> = tx
+            let expire_time = expire.map(|d| now + d.as_secs_f64());
+            // One statement for python's read-then-update: only a live entry is touched.
+            let touched = tx
                 .sql
-                .prepare_cached("SELECT rowid, expire_time FROM Cache WHERE key = ?1 AND raw = ?2")
-                .and_then(|mut s| {
-                    s.query_row((Bind(key.value.as_ref()), key.raw), |r| {
-                        Ok((r.get(0)?, opt_f64(r.get_ref(1)?)))
-                    })
-                    .optional()
-                })
+                .prepare_cached(
+                    "UPDATE Cache SET expire_time = ?1 WHERE key = ?2 AND raw = ?3 \
+                     AND (expire_time IS NULL OR expire_time > ?4)",
+                )
+                .and_then(|mut s| s.execute((expire_time, Bind(key.value.as_ref()), key.raw, now)))
                 .map_err(&err)?;
-            match row {
-                Some((rowid, old)) if old.is_none_or(|t| t > now) => {
-                    let expire_time = expire.map(|d| now + d.as_secs_f64());
-                    tx.sql
-                        .prepare_cached("UPDATE Cache SET expire_time = ?1 WHERE rowid = ?2")
-                        .and_then(|mut s| s.execute((expire_time, rowid)))
-                        .map_err(&err)?;
-                    Ok(true)
-                }
-                _ => Ok(false),
-            }
+            Ok(touched == 1)
         })
     }
 

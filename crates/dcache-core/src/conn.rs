@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError, Weak};
-use std::thread::{self, ThreadId};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use dcache_disk::FileStore;
@@ -46,7 +46,8 @@ pub(crate) struct WriterLock {
 
 #[derive(Debug, Default)]
 struct LockState {
-    owner: Option<(u32, ThreadId)>,
+    /// The process of the thread holding the lock (a child of a fork sees its parent's).
+    owner: Option<u32>,
     /// Threads waiting on `released`: a release wakes one only if there is one (a wake-up is a
     /// system call).
     waiters: usize,
@@ -78,13 +79,12 @@ impl WriterLock {
         deadline: Option<Instant>,
         pid: u32,
     ) -> Option<WriterGuard> {
-        let me = (pid, thread::current().id());
         let mut state = lock(&self.state);
         loop {
             match state.owner {
                 None => break,
                 // Held by a thread of the parent process before a fork: it does not exist here.
-                Some((owner_pid, _)) if owner_pid != me.0 => break,
+                Some(owner) if owner != pid => break,
                 Some(_) => {}
             }
             let now = Instant::now();
@@ -106,7 +106,7 @@ impl WriterLock {
             };
             state.waiters -= 1;
         }
-        state.owner = Some(me);
+        state.owner = Some(pid);
         Some(WriterGuard {
             lock: Arc::clone(self),
         })
@@ -540,11 +540,21 @@ pub(crate) fn retry_busy<T>(
     started: Instant,
     mut op: impl FnMut() -> rusqlite::Result<T>,
 ) -> Result<T> {
+    retry_busy_with(deadline, started, || op().map_err(|e| map_err(db_path, e)))
+}
+
+/// [`retry_busy`] for an operation failing with dcache errors: an [`Error::Sqlite`] saying
+/// busy is retried; past `deadline` it is [`Error::Timeout`].
+pub(crate) fn retry_busy_with<T>(
+    deadline: Option<Instant>,
+    started: Instant,
+    mut op: impl FnMut() -> Result<T>,
+) -> Result<T> {
     let mut backoff = BACKOFF_START;
     loop {
         match op() {
             Ok(v) => return Ok(v),
-            Err(e) if is_busy(&e) => {
+            Err(Error::Sqlite { source, .. }) if source.is_busy() => {
                 let now = Instant::now();
                 if deadline.is_some_and(|d| now >= d) {
                     return Err(Error::Timeout {
@@ -555,7 +565,7 @@ pub(crate) fn retry_busy<T>(
                 thread::sleep(sleep);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
-            Err(e) => return Err(map_err(db_path, e)),
+            Err(e) => return Err(e),
         }
     }
 }

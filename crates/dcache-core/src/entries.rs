@@ -413,7 +413,7 @@ macro_rules! listing {
             $filter,
             " ORDER BY rowid ",
             $order,
-            " LIMIT ?3"
+            " LIMIT +?3"
         )
     };
 }

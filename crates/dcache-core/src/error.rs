@@ -76,7 +76,11 @@ pub enum Error {
     },
 
     /// The cache schema is present but not the one python-diskcache 5.6 writes.
-    #[error("{} has an incompatible cache schema: {detail}", path.display())]
+    #[error(
+        "{} has an incompatible cache schema: {detail}; it was not written by python-diskcache \
+         5.x or dcache: open another directory, or move this one aside",
+        path.display()
+    )]
     IncompatibleSchema {
         /// The database file.
         path: PathBuf,
@@ -128,7 +132,10 @@ pub enum Error {
     },
 
     /// `incr`/`decr` would leave the `i64` range (python raises `OverflowError` there too).
-    #[error("integer overflow: the incremented value does not fit in an i64")]
+    #[error(
+        "integer overflow: the incremented value does not fit in an i64; reset the key with \
+         `set` or use a smaller delta"
+    )]
     Overflow,
 
     /// A key in a queue's range is not a queue key (python's `push` fails there too).
@@ -149,7 +156,10 @@ pub enum Error {
     QueueExhausted,
 
     /// A tag was NaN, which SQLite would store as no tag.
-    #[error("a NaN tag cannot be stored (SQLite binds NaN as NULL, meaning no tag)")]
+    #[error(
+        "a NaN tag cannot be stored (SQLite binds NaN as NULL, meaning no tag); use another \
+         tag, or none"
+    )]
     NanTag,
 
     /// An operation that must run on its own was called inside a transaction.

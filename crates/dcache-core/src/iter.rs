@@ -8,7 +8,7 @@ use dcache_disk::{DiskFormat, SqlValue};
 use serde::de::DeserializeOwned;
 
 use crate::cache::{Cache, Found};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::sqlval::{Bind, from_rusqlite, sql_value};
 
 /// Rows fetched per page.
@@ -250,16 +250,10 @@ type ItemRow = (Found, SqlValue, bool);
 /// Reads the columns `rowid, expire_time, tag, mode, filename, value, size, key, raw`.
 fn item_row(r: &rusqlite::Row<'_>) -> Result<ItemRow> {
     let found = Found::from_row(r)?;
-    let column = |e: rusqlite::Error| {
-        Error::from(dcache_disk::Error::Decode {
-            format: dcache_disk::Format::Raw,
-            reason: format!("unexpected column type in the Cache table: {e}"),
-        })
-    };
-    let key = sql_value(r.get_ref(7).map_err(column)?)?;
+    let key = sql_value(r.get_ref(7).map_err(crate::sqlval::column_err)?)?;
     let raw = r
         .get::<_, Option<bool>>(8)
-        .map_err(column)?
+        .map_err(crate::sqlval::column_err)?
         .unwrap_or(false);
     Ok((found, key, raw))
 }
@@ -355,12 +349,12 @@ impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> Items<K, V, D> {
         let (sql, args) = match self.order {
             Order::Ascending => (
                 "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw FROM Cache \
-                 WHERE ?1 < rowid AND rowid < ?2 ORDER BY rowid ASC LIMIT ?3",
+                 WHERE ?1 < rowid AND rowid < ?2 ORDER BY rowid ASC LIMIT +?3",
                 (self.cursor, bound, PAGE),
             ),
             Order::Descending => (
                 "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw FROM Cache \
-                 WHERE ?1 < rowid AND rowid < ?2 ORDER BY rowid DESC LIMIT ?3",
+                 WHERE ?1 < rowid AND rowid < ?2 ORDER BY rowid DESC LIMIT +?3",
                 (bound, self.cursor, PAGE),
             ),
         };
@@ -440,7 +434,7 @@ impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> SortedItems<K, V, 
                     stmt = c
                         .prepare_cached(
                             "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw \
-                             FROM Cache ORDER BY key ASC, raw ASC LIMIT ?1",
+                             FROM Cache ORDER BY key ASC, raw ASC LIMIT +?1",
                         )
                         .map_err(&err)?;
                     stmt.query([PAGE]).map_err(&err)?
@@ -449,7 +443,7 @@ impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> SortedItems<K, V, 
                     stmt = c
                         .prepare_cached(
                             "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw \
-                             FROM Cache ORDER BY key DESC, raw DESC LIMIT ?1",
+                             FROM Cache ORDER BY key DESC, raw DESC LIMIT +?1",
                         )
                         .map_err(&err)?;
                     stmt.query([PAGE]).map_err(&err)?
@@ -459,7 +453,7 @@ impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> SortedItems<K, V, 
                         .prepare_cached(
                             "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw \
                              FROM Cache WHERE key = ?1 AND raw > ?2 OR key > ?1 \
-                             ORDER BY key ASC, raw ASC LIMIT ?3",
+                             ORDER BY key ASC, raw ASC LIMIT +?3",
                         )
                         .map_err(&err)?;
                     stmt.query((Bind(key.as_ref()), raw, PAGE)).map_err(&err)?
@@ -469,7 +463,7 @@ impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> SortedItems<K, V, 
                         .prepare_cached(
                             "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw \
                              FROM Cache WHERE key = ?1 AND raw < ?2 OR key < ?1 \
-                             ORDER BY key DESC, raw DESC LIMIT ?3",
+                             ORDER BY key DESC, raw DESC LIMIT +?3",
                         )
                         .map_err(&err)?;
                     stmt.query((Bind(key.as_ref()), raw, PAGE)).map_err(&err)?
@@ -613,10 +607,10 @@ impl<D: DiskFormat> Cache<D> {
         // in order (with that index it sorts the whole table, 20 ms at 100 000 rows).
         let sql = if reverse {
             "SELECT key, raw FROM Cache WHERE +expire_time IS NULL OR +expire_time > ?1 \
-             ORDER BY key DESC, raw DESC LIMIT 1 OFFSET ?2"
+             ORDER BY key DESC, raw DESC LIMIT 1 OFFSET +?2"
         } else {
             "SELECT key, raw FROM Cache WHERE +expire_time IS NULL OR +expire_time > ?1 \
-             ORDER BY key ASC, raw ASC LIMIT 1 OFFSET ?2"
+             ORDER BY key ASC, raw ASC LIMIT 1 OFFSET +?2"
         };
         let now = self.now();
         let offset = i64::try_from(n).unwrap_or(i64::MAX);
@@ -665,11 +659,11 @@ impl<D: DiskFormat> Cache<D> {
         let sql = if reverse {
             "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw FROM Cache \
              WHERE +expire_time IS NULL OR +expire_time > ?1 \
-             ORDER BY key DESC, raw DESC LIMIT 1 OFFSET ?2"
+             ORDER BY key DESC, raw DESC LIMIT 1 OFFSET +?2"
         } else {
             "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw FROM Cache \
              WHERE +expire_time IS NULL OR +expire_time > ?1 \
-             ORDER BY key ASC, raw ASC LIMIT 1 OFFSET ?2"
+             ORDER BY key ASC, raw ASC LIMIT 1 OFFSET +?2"
         };
         let now = self.now();
         let offset = i64::try_from(n).unwrap_or(i64::MAX);

@@ -591,10 +591,10 @@ impl<D: DiskFormat> Cache<D> {
     fn queue_nth(&self, tx: &Tx<'_>, n: u64, from_back: bool) -> Result<Option<SqlValue>> {
         let sql = if from_back {
             "SELECT key FROM Cache WHERE raw = 1 AND 0 < key AND key < 999999999999999 \
-             ORDER BY key DESC LIMIT 1 OFFSET ?1"
+             ORDER BY key DESC LIMIT 1 OFFSET +?1"
         } else {
             "SELECT key FROM Cache WHERE raw = 1 AND 0 < key AND key < 999999999999999 \
-             ORDER BY key ASC LIMIT 1 OFFSET ?1"
+             ORDER BY key ASC LIMIT 1 OFFSET +?1"
         };
         let offset = i64::try_from(n).unwrap_or(i64::MAX);
         tx.sql

@@ -2,8 +2,8 @@
 //!
 //! Two spellings differ from python's on purpose, for speed, with the same results. SQLite
 //! (3.4x and later, as bundled) re-prepares a statement every time a new value is bound to a
-//! bare `LIMIT ?` parameter, so the limits are written `LIMIT +?n`: the unary plus keeps the limit
-//! an ordinary run-time expression. And `PRAGMA page_count` is re-prepared on every run, unlike
+//! bare `LIMIT ?` or `OFFSET ?` parameter, so they are written `LIMIT +?n` (`OFFSET +?n`): the
+//! unary plus keeps the limit an ordinary run-time expression. And `PRAGMA page_count` is re-prepared on every run, unlike
 //! its table-valued form (in [`VOLUME`]). Re-preparing cost about 40% of a `set`.
 //!
 //! The SQL text is python's, including the double-quoted string literals of the triggers

@@ -62,3 +62,14 @@ pub(crate) fn from_rusqlite(v: rusqlite::types::Value) -> SqlValue {
         Value::Blob(b) => SqlValue::Blob(b),
     }
 }
+
+/// The error for a column of the `Cache` table holding a type python-diskcache never writes.
+pub(crate) fn column_err(e: impl std::fmt::Display) -> crate::Error {
+    crate::Error::from(dcache_disk::Error::Decode {
+        format: dcache_disk::Format::Raw,
+        reason: format!(
+            "unexpected column type in the Cache table: {e}; another program wrote this row: \
+             delete the entry and store it again"
+        ),
+    })
+}

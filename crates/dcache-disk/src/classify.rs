@@ -68,6 +68,8 @@ struct Classifier;
 /// Collects the elements of a sequence while every one of them is a `u8`.
 struct ByteSeq {
     bytes: Vec<u8>,
+    /// The announced length: the capacity reserved at the first `u8`.
+    hint: usize,
 }
 
 impl ser::SerializeSeq for ByteSeq {
@@ -76,6 +78,11 @@ impl ser::SerializeSeq for ByteSeq {
 
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotPrimitive> {
         let byte = as_u8(value).ok_or(NotPrimitive)?;
+        if self.bytes.capacity() == 0 {
+            // Reserved only once a `u8` is seen: a `Vec<String>` is no byte string and
+            // allocates nothing here. Bounded: the hint is only a hint.
+            self.bytes.reserve(self.hint.clamp(1, 1 << 20));
+        }
         self.bytes.push(byte);
         Ok(())
     }
@@ -202,9 +209,9 @@ impl ser::Serializer for Classifier {
         Err(NotPrimitive)
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<ByteSeq, NotPrimitive> {
-        // Capacity from the hint, bounded: the hint is only a hint.
         Ok(ByteSeq {
-            bytes: Vec::with_capacity(len.unwrap_or(0).min(1 << 20)),
+            bytes: Vec::new(),
+            hint: len.unwrap_or(0),
         })
     }
     fn serialize_tuple(self, len: usize) -> Result<ByteSeq, NotPrimitive> {

@@ -54,9 +54,7 @@ impl<'de> de::Deserializer<'de> for SqlDeserializer<'_> {
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         match self.0 {
-            SqlRef::Blob(b) => {
-                visitor.visit_seq(b.iter().copied().map(u8::into_deserializer).into_seq())
-            }
+            SqlRef::Blob(b) => crate::value::visit_all(b.iter().copied(), visitor),
             _ => self.deserialize_any(visitor),
         }
     }
@@ -90,15 +88,6 @@ impl<'de> de::Deserializer<'de> for SqlDeserializer<'_> {
         bytes byte_buf unit unit_struct tuple_struct map struct identifier ignored_any
     }
 }
-
-/// Turns an iterator of deserializers into a `SeqAccess`.
-trait IntoSeq: Iterator + Sized {
-    fn into_seq(self) -> de::value::SeqDeserializer<Self, Error> {
-        de::value::SeqDeserializer::new(self)
-    }
-}
-
-impl<I: Iterator> IntoSeq for I {}
 
 #[cfg(test)]
 #[allow(clippy::float_cmp)] // exact values are the point of these tests
@@ -156,5 +145,10 @@ mod tests {
             from_sql::<[u8; 3]>(SqlRef::Blob(&[1])),
             Err(Error::WrongType { .. })
         ));
+        // Longer than the array: an error, not the first bytes.
+        let longer = from_sql::<[u8; 2]>(SqlRef::Blob(&[1, 2, 3]));
+        assert!(longer.is_err(), "{longer:?}");
+        let longer = from_sql::<(u8, u8)>(SqlRef::Blob(&[1, 2, 3]));
+        assert!(longer.is_err(), "{longer:?}");
     }
 }

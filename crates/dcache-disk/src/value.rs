@@ -228,7 +228,7 @@ fn negate_in_place(bytes: &mut [u8]) {
 }
 
 /// The length of the minimal two's complement representation of `bytes` (a prefix of it).
-fn canonical_len(bytes: &[u8]) -> usize {
+pub(crate) fn canonical_len(bytes: &[u8]) -> usize {
     let mut n = bytes.len();
     while let Some(&last) = n.checked_sub(1).and_then(|i| bytes.get(i)) {
         let below_negative = n
@@ -716,28 +716,9 @@ fn write_items(
 
 /// Writes a float like Python's `repr(float)`.
 fn write_float_repr(f: &mut fmt::Formatter<'_>, x: f64) -> fmt::Result {
-    if x.is_nan() {
-        return f.write_str("nan");
-    }
-    if x.is_infinite() {
-        return f.write_str(if x > 0.0 { "inf" } else { "-inf" });
-    }
-    // `{:e}` gives the shortest round-trip digits with a decimal exponent.
-    let sci = format!("{x:e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if x != 0.0 && !(-4..16).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        write!(f, "{mantissa}e{sign}{:02}", exp.unsigned_abs())
-    } else {
-        let fixed = format!("{x}");
-        f.write_str(&fixed)?;
-        if fixed.contains('.') {
-            Ok(())
-        } else {
-            f.write_str(".0")
-        }
-    }
+    let mut repr = String::new();
+    crate::pyjson::float_repr(x, &mut repr);
+    f.write_str(&repr)
 }
 
 /// Whether Python's `str.isprintable()` holds for `c` (approximately: control, separator,
@@ -1021,17 +1002,15 @@ impl IntoDeserializer<'_, Error> for Value {
     }
 }
 
-/// Visits a sequence of values, checking that the visitor consumed all of them.
-fn visit_items<'de, V: Visitor<'de>>(items: Vec<Value>, visitor: V) -> Result<V::Value> {
-    let mut seq = de::value::SeqDeserializer::new(items.into_iter());
-    let value = visitor.visit_seq(&mut seq)?;
-    seq.end()?;
-    Ok(value)
-}
-
-/// Visits bytes as a sequence of `u8`.
-fn visit_byte_items<'de, V: Visitor<'de>>(bytes: Vec<u8>, visitor: V) -> Result<V::Value> {
-    let mut seq = de::value::SeqDeserializer::new(bytes.into_iter());
+/// Visits `items` as a sequence, checking that the visitor consumed all of them (a
+/// `[u8; 2]` is not read from three bytes).
+pub(crate) fn visit_all<'de, I, V>(items: I, visitor: V) -> Result<V::Value>
+where
+    I: Iterator,
+    I::Item: IntoDeserializer<'de, Error>,
+    V: Visitor<'de>,
+{
+    let mut seq = de::value::SeqDeserializer::new(items);
     let value = visitor.visit_seq(&mut seq)?;
     seq.end()?;
     Ok(value)
@@ -1100,7 +1079,7 @@ impl<'de> Deserializer<'de> for Value {
             Value::List(items)
             | Value::Tuple(items)
             | Value::Set(items)
-            | Value::FrozenSet(items) => visit_items(items, visitor),
+            | Value::FrozenSet(items) => visit_all(items.into_iter(), visitor),
             Value::Dict(entries) => visit_entries(entries, visitor),
         }
     }
@@ -1148,11 +1127,11 @@ impl<'de> Deserializer<'de> for Value {
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         match self {
-            Value::Bytes(b) => visit_byte_items(b, visitor),
+            Value::Bytes(b) => visit_all(b.into_iter(), visitor),
             Value::List(items)
             | Value::Tuple(items)
             | Value::Set(items)
-            | Value::FrozenSet(items) => visit_items(items, visitor),
+            | Value::FrozenSet(items) => visit_all(items.into_iter(), visitor),
             other => Err(other.invalid_type(&visitor)),
         }
     }
@@ -1185,7 +1164,7 @@ impl<'de> Deserializer<'de> for Value {
     ) -> Result<V::Value> {
         match self {
             Value::Dict(entries) => visit_entries(entries, visitor),
-            Value::List(items) | Value::Tuple(items) => visit_items(items, visitor),
+            Value::List(items) | Value::Tuple(items) => visit_all(items.into_iter(), visitor),
             other => Err(other.invalid_type(&visitor)),
         }
     }
@@ -1460,6 +1439,12 @@ mod tests {
             (Value::Float(f64::NAN), "nan"),
             (Value::Float(f64::NEG_INFINITY), "-inf"),
             (Value::Float(f64::MAX), "1.7976931348623157e+308"),
+            // 81037577932711.625 exactly, a tie between two shortest forms: python rounds half
+            // to even (Rust's `{}` writes ...63).
+            (
+                Value::Float(f64::from_bits(0x42d2_6d02_02f3_e9e8)),
+                "81037577932711.62",
+            ),
             (s("text"), "'text'"),
             (s("it's"), "\"it's\""),
             (s("'\""), "'\\'\"'"),

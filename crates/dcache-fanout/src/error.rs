@@ -35,7 +35,12 @@ pub enum Error {
     },
 
     /// The shard directories are not `000`, `001`, … without gaps.
-    #[error("{}: shard directories are not numbered 000 to {last:03} without gaps (missing {missing:03})", dir.display())]
+    #[error(
+        "{}: shard directories are not numbered 000 to {last:03} without gaps (missing \
+         {missing:03}); restore shard {missing:03} from a backup or move the directory aside: \
+         which keys lived in the missing shard cannot be guessed",
+        dir.display()
+    )]
     ShardLayout {
         /// The FanoutCache directory.
         dir: PathBuf,
@@ -46,7 +51,7 @@ pub enum Error {
     },
 
     /// A FanoutCache needs at least one shard.
-    #[error("a FanoutCache needs at least one shard")]
+    #[error("a FanoutCache needs at least one shard: pass `shards(n)` with n of 1 or more")]
     NoShards,
 
     /// A sub-collection name would leave its directory or is empty.

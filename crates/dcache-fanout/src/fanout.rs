@@ -46,20 +46,17 @@ const DEFAULT_SIZE_LIMIT: u64 = 1 << 30;
 #[must_use = "a builder does nothing until `open` is called"]
 pub struct FanoutCacheBuilder<D: DiskFormat = Disk> {
     shard: CacheBuilder<D>,
-    disk: D,
     shards: Option<usize>,
-    size_limit: Option<u64>,
-    clock: Option<Arc<dyn Clock>>,
+    /// The total `size_limit`, as given (checked at open).
+    size_limit: Option<SqlValue>,
 }
 
 impl Default for FanoutCacheBuilder<Disk> {
     fn default() -> Self {
         FanoutCacheBuilder {
             shard: Cache::builder().timeout(DEFAULT_SHARD_TIMEOUT),
-            disk: Disk::default(),
             shards: None,
             size_limit: None,
-            clock: None,
         }
     }
 }
@@ -75,7 +72,7 @@ impl<D: DiskFormat> FanoutCacheBuilder<D> {
     /// The total size limit in bytes, split evenly across the shards (default 1 GiB for a new
     /// directory; an existing directory keeps its shards' stored limits).
     pub fn size_limit(mut self, bytes: u64) -> Self {
-        self.size_limit = Some(bytes);
+        self.size_limit = Some(SqlValue::Integer(i64::try_from(bytes).unwrap_or(i64::MAX)));
         self
     }
 
@@ -89,13 +86,11 @@ impl<D: DiskFormat> FanoutCacheBuilder<D> {
     /// Any cache setting for every shard (see [`CacheBuilder::setting`]).
     pub fn setting(mut self, name: &str, value: impl Into<SqlValue>) -> Self {
         let value = value.into();
-        if name == "size_limit"
-            && let SqlValue::Integer(i) = value
-        {
-            self.size_limit = u64::try_from(i).ok();
-            return self;
+        if name == "size_limit" {
+            self.size_limit = Some(value);
+        } else {
+            self.shard = self.shard.setting(name, value);
         }
-        self.shard = self.shard.setting(name, value);
         self
     }
 
@@ -131,7 +126,6 @@ impl<D: DiskFormat> FanoutCacheBuilder<D> {
 
     /// The clock for every shard (default the system clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(Arc::clone(&clock));
         self.shard = self.shard.clock(clock);
         self
     }
@@ -151,11 +145,9 @@ impl<D: DiskFormat> FanoutCacheBuilder<D> {
     /// Uses another disk for every shard.
     pub fn disk<D2: DiskFormat>(self, disk: D2) -> FanoutCacheBuilder<D2> {
         FanoutCacheBuilder {
-            shard: self.shard.disk(disk.clone()),
-            disk,
+            shard: self.shard.disk(disk),
             shards: self.shards,
             size_limit: self.size_limit,
-            clock: self.clock,
         }
     }
 
@@ -171,6 +163,11 @@ impl<D: DiskFormat> FanoutCacheBuilder<D> {
     }
 
     /// Opens a FanoutCache in a new temporary directory, removed when the last handle drops.
+    ///
+    /// The directory goes with the last `FanoutCache` handle, not with handles taken from it:
+    /// keep the FanoutCache alive while its [`deque`](FanoutCache::deque),
+    /// [`index`](FanoutCache::index), [`cache`](FanoutCache::cache) sub-collections or cloned
+    /// shards are in use.
     ///
     /// # Errors
     ///
@@ -188,7 +185,6 @@ impl<D: DiskFormat> FanoutCacheBuilder<D> {
                 Ok(FanoutCache {
                     inner: Arc::new(Inner {
                         dir,
-                        disk: self.disk,
                         shards,
                         retrying,
                         temp,
@@ -242,6 +238,7 @@ impl<D: DiskFormat> FanoutCacheBuilder<D> {
             }
         }
         drop(dir_lock);
+        let total = self.size_limit.as_ref().map(total_size_limit).transpose()?;
         let per_shard = |total: u64| total / count as u64;
         (0..count)
             .map(|n| {
@@ -249,7 +246,7 @@ impl<D: DiskFormat> FanoutCacheBuilder<D> {
                 let mut builder = self.shard.clone();
                 // python passes the split limit to every shard; dcache writes it when asked for
                 // and when creating a shard, and otherwise keeps what the shard stores.
-                match self.size_limit {
+                match total {
                     Some(total) => builder = builder.size_limit(per_shard(total)),
                     None if !path.join("cache.db").exists() => {
                         builder = builder.size_limit(per_shard(DEFAULT_SIZE_LIMIT));
@@ -260,6 +257,25 @@ impl<D: DiskFormat> FanoutCacheBuilder<D> {
             })
             .collect()
     }
+}
+
+/// A `size_limit` given to the builder: the total of all shards, in bytes (python stores
+/// `size_limit / shards`, a REAL, so a whole-number REAL is accepted too).
+fn total_size_limit(value: &SqlValue) -> Result<u64> {
+    let total = match *value {
+        SqlValue::Integer(i) => u64::try_from(i).ok(),
+        // A whole number in range: the conversion is exact.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        SqlValue::Real(r) if r.fract() == 0.0 && r >= 0.0 && r < u64::MAX as f64 => Some(r as u64),
+        _ => None,
+    };
+    total.ok_or_else(|| {
+        Error::Cache(dcache_core::Error::InvalidSetting {
+            name: "size_limit".to_owned(),
+            value: format!("{value:?}"),
+            reason: "expected the total size in bytes, a whole number of 0 or more".to_owned(),
+        })
+    })
 }
 
 /// Takes an exclusive advisory lock on `dir` (released when the returned file drops). Where a
@@ -314,7 +330,6 @@ fn count_shards(dir: &Path) -> Result<usize> {
 
 struct Inner<D: DiskFormat> {
     dir: PathBuf,
-    disk: D,
     shards: Vec<Cache<D>>,
     retrying: Vec<Cache<D>>,
     temp: bool,
@@ -413,6 +428,11 @@ impl FanoutCache<Disk> {
 
     /// A FanoutCache in a new temporary directory, removed when the last handle drops.
     ///
+    /// The directory goes with the last `FanoutCache` handle, not with handles taken from it:
+    /// keep the FanoutCache alive while its [`deque`](FanoutCache::deque),
+    /// [`index`](FanoutCache::index), [`cache`](FanoutCache::cache) sub-collections or cloned
+    /// shards are in use.
+    ///
     /// # Errors
     ///
     /// As [`FanoutCacheBuilder::open_temp`].
@@ -465,12 +485,14 @@ impl<D: DiskFormat> FanoutCache<D> {
     ///
     /// [`Error::Cache`] when the key cannot be encoded (a NaN key).
     pub fn shard_of(&self, key: impl Serialize) -> Result<usize> {
-        let encoded = self
-            .inner
-            .disk
-            .put(&key)
-            .map_err(dcache_core::Error::from)?;
-        Ok(self.inner.disk.hash(&encoded) as usize % self.inner.shards.len())
+        Ok(self.shard_index(&key)?)
+    }
+
+    /// python's `self._shards[0].disk.hash(key) % shards`: the first shard's disk, with the
+    /// settings stored in the directory (a python 3.7 cache pickles keys with protocol 4).
+    fn shard_index(&self, key: &(impl Serialize + ?Sized)) -> dcache_core::Result<usize> {
+        let shards = &self.inner.shards;
+        Ok(shards[0].key_hash(key)? as usize % shards.len())
     }
 
     fn shard(&self, key: &impl Serialize) -> Result<&Cache<D>> {
@@ -560,7 +582,7 @@ impl<D: DiskFormat> FanoutCache<D> {
     ///
     /// Decoding errors (a value of another type), I/O and corruption.
     pub fn get<V: DeserializeOwned>(&self, key: impl Serialize) -> Result<Option<V>> {
-        Ok(self.get_entry(key)?.map(|e| e.value))
+        skip_timeout(self.shard(&key)?.get(&key), None)
     }
 
     /// The value with its expiry time and tag.
@@ -651,11 +673,7 @@ impl<D: DiskFormat> FanoutCache<D> {
     ///
     /// As [`incr`](Self::incr).
     pub fn decr(&self, key: impl Serialize, delta: i64) -> Result<Option<i64>> {
-        self.incr_or(
-            key,
-            delta.checked_neg().ok_or(dcache_core::Error::Overflow)?,
-            Some(0),
-        )
+        skip_timeout(self.shard(&key)?.decr(&key, delta).map(Some), None)
     }
 
     /// [`incr`](Self::incr) with the starting value of a missing key (`None`: a missing key is
@@ -1062,8 +1080,7 @@ impl<D: DiskFormat> FanoutCache<D> {
     /// The shard for a Storage operation: always a retrying handle (python's recipes pass
     /// `retry=True`), so locks and counters never mistake a busy shard for an answer.
     fn storage_shard(&self, key: &(impl Serialize + ?Sized)) -> dcache_core::Result<&Cache<D>> {
-        let encoded = self.inner.disk.put(key)?;
-        let n = self.inner.disk.hash(&encoded) as usize % self.inner.retrying.len();
+        let n = self.shard_index(key)?;
         Ok(&self.inner.retrying[n])
     }
 }

@@ -104,6 +104,25 @@ fn size_limit_is_split_and_the_shard_count_is_found() -> TestResult {
 }
 
 #[test]
+fn a_size_limit_setting_is_the_total_and_a_bad_one_is_refused() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let real = FanoutCache::builder()
+        .shards(4)
+        .setting("size_limit", 4096.0)
+        .open(dir.path().join("real"))?;
+    assert_eq!(real.settings().size_limit, 1024);
+    let negative = FanoutCache::builder()
+        .shards(4)
+        .setting("size_limit", -1i64)
+        .open(dir.path().join("negative"));
+    assert!(
+        negative.is_err(),
+        "a negative size limit must not fall back to the default"
+    );
+    Ok(())
+}
+
+#[test]
 fn python_reads_real_size_limits() -> TestResult {
     // python's FanoutCache stores size_limit as REAL (134217728.0): dcache accepts it.
     let dir = tempfile::tempdir()?;
@@ -119,6 +138,38 @@ fn python_reads_real_size_limits() -> TestResult {
         FanoutCache::open(dir.path())?.settings().size_limit,
         134_217_728
     );
+    Ok(())
+}
+
+/// The shard hash of a key as python's `Disk.hash` computes it for a pickled key.
+fn python_shard(pickle: Vec<u8>, shards: u32) -> u32 {
+    let key = dcache_core::disk::DbKey {
+        value: dcache_core::disk::SqlValue::Blob(pickle),
+        raw: false,
+    };
+    dcache_core::disk::python_hash(&key) % shards
+}
+
+#[test]
+fn structured_keys_are_hashed_with_the_directorys_stored_pickle_protocol() -> TestResult {
+    // python 3.7's diskcache stores `disk_pickle_protocol = 4`; python picks a shard with the
+    // first shard's disk, which pickles with the stored protocol, not the default 5.
+    let dir = tempfile::tempdir()?;
+    FanoutCache::builder()
+        .setting("disk_pickle_protocol", 4i64)
+        .open(dir.path())?;
+    let reopened = FanoutCache::open(dir.path())?;
+    let mut discriminating = 0;
+    for n in 0..20i64 {
+        let key = ("user", n);
+        let with_4 = python_shard(dcache_core::disk::pickle::to_vec(&key, 4)?, 8);
+        let with_5 = python_shard(dcache_core::disk::pickle::to_vec(&key, 5)?, 8);
+        discriminating += usize::from(with_4 != with_5);
+        assert_eq!(reopened.shard_of(key)? as u32, with_4, "key {key:?}");
+        reopened.set(key, n)?;
+        assert_eq!(reopened.shards()[with_4 as usize].get::<i64>(key)?, Some(n));
+    }
+    assert!(discriminating > 0, "no key tells the protocols apart");
     Ok(())
 }
 

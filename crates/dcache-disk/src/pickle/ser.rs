@@ -9,7 +9,7 @@ use serde::ser::{self, Impossible};
 use super::{MAX_DEPTH, op};
 use crate::error::{Error, Format, Result};
 use crate::probe::as_u8;
-use crate::value::{BIGINT_MAGIC, BigInt, FROZENSET_MAGIC, SET_MAGIC};
+use crate::value::{BIGINT_MAGIC, BigInt, FROZENSET_MAGIC, SET_MAGIC, canonical_len};
 
 /// Items per `APPENDS`/`SETITEMS`/`ADDITEMS` batch (CPython's `_BATCHSIZE`).
 const BATCH_SIZE: usize = 1000;
@@ -105,12 +105,12 @@ impl Pickler {
     /// Writes an integer the way CPython's `save_long` does.
     #[inline]
     fn write_int(&mut self, v: i128) -> Result<()> {
-        match i32::try_from(v) {
-            Ok(i) => {
-                self.write_i32(i);
-                Ok(())
-            }
-            Err(_) => self.write_long(BigInt::from_i128(v).as_signed_bytes_le()),
+        if let Ok(i) = i32::try_from(v) {
+            self.write_i32(i);
+            Ok(())
+        } else {
+            let bytes = v.to_le_bytes();
+            self.write_long(&bytes[..canonical_len(&bytes)])
         }
     }
 
@@ -130,9 +130,13 @@ impl Pickler {
 
     /// Writes an unsigned 128-bit integer.
     fn write_u128(&mut self, v: u128) -> Result<()> {
-        match i128::try_from(v) {
-            Ok(i) => self.write_int(i),
-            Err(_) => self.write_long(BigInt::from_u128(v).as_signed_bytes_le()),
+        if let Ok(i) = i128::try_from(v) {
+            self.write_int(i)
+        } else {
+            // Above i128::MAX: the 16 bytes and a zero sign byte, all significant.
+            let mut bytes = [0; 17];
+            bytes[..16].copy_from_slice(&v.to_le_bytes());
+            self.write_long(&bytes)
         }
     }
 
