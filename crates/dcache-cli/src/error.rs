@@ -84,6 +84,7 @@ impl CliError {
 
     /// Advice for the errors a user of the command can act on.
     pub(crate) fn hint(&self) -> Option<String> {
+        use dcache::disk::Error as Disk;
         match self.cache_error()? {
             dcache::Error::Timeout { .. } => Some(
                 "another thread or process holds the cache's write lock; try again, or wait \
@@ -94,6 +95,16 @@ impl CliError {
                 "this command writes: run it as a user who can write {} and its cache.db",
                 path.display()
             )),
+            dcache::Error::Disk(Disk::Decode { .. } | Disk::UnknownMode { .. }) => Some(
+                "if python wrote this cache with JSONDisk, pass --disk json; otherwise the entry \
+                 is damaged: `dcache delete DIR KEY` removes it"
+                    .to_owned(),
+            ),
+            dcache::Error::Disk(Disk::MissingFile { .. } | Disk::SizeMismatch { .. }) => Some(
+                "a value file is missing or damaged: `dcache check DIR --fix` removes the \
+                 entries that lost their files"
+                    .to_owned(),
+            ),
             _ => None,
         }
     }
