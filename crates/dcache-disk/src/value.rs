@@ -1301,6 +1301,40 @@ impl<'de> EnumAccess<'de> for TaggedEnum {
     }
 }
 
+/// Python refuses to convert decimal strings longer than this to `int` (the default of
+/// `sys.set_int_max_str_digits`); the conversion is quadratic.
+const MAX_INT_DIGITS: usize = 4300;
+
+/// Parses a decimal integer (optional sign and surrounding whitespace), as pickle's `INT` and
+/// `LONG` and JSON write them.
+pub(crate) fn parse_decimal_int(text: &[u8]) -> std::result::Result<Value, String> {
+    let text = text.trim_ascii();
+    let (negative, digits) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(format!(
+            "invalid integer {:?}",
+            String::from_utf8_lossy(text)
+        ));
+    }
+    if digits.len() > MAX_INT_DIGITS {
+        return Err(format!("integer of more than {MAX_INT_DIGITS} digits"));
+    }
+    if digits.len() <= 18 {
+        let mut v: i64 = 0;
+        for &d in digits {
+            v = v * 10 + i64::from(d - b'0');
+        }
+        return Ok(Value::Int(if negative { -v } else { v }));
+    }
+    BigInt::from_decimal_digits(negative, digits)
+        .map(Value::from)
+        .ok_or_else(|| "invalid integer".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, HashMap};

@@ -21,10 +21,6 @@ use super::{MAX_DEPTH, op};
 use crate::error::{Error, Format, Result};
 use crate::value::{BigInt, Value};
 
-/// Python refuses to convert decimal strings longer than this to `int` (the default of
-/// `sys.set_int_max_str_digits`); the conversion is quadratic.
-const MAX_INT_DIGITS: usize = 4300;
-
 /// Decodes a pickle into a [`Value`].
 pub(super) fn decode(input: &[u8]) -> Result<Value> {
     let mut machine = Machine::new(input);
@@ -563,14 +559,14 @@ impl<'a> Machine<'a> {
                 let value = match line {
                     b"00" => Value::Bool(false),
                     b"01" => Value::Bool(true),
-                    _ => parse_int(line).map_err(|e| self.fail(e))?,
+                    _ => crate::value::parse_decimal_int(line).map_err(|e| self.fail(e))?,
                 };
                 self.push(Obj::Scalar(value));
             }
             op::LONG => {
                 let line = self.line()?;
                 let digits = line.strip_suffix(b"L").unwrap_or(line);
-                let value = parse_int(digits).map_err(|e| self.fail(e))?;
+                let value = crate::value::parse_decimal_int(digits).map_err(|e| self.fail(e))?;
                 self.push(Obj::Scalar(value));
             }
             op::BININT => {
@@ -1027,36 +1023,6 @@ fn pairs(items: &[usize]) -> impl Iterator<Item = (usize, usize)> + '_ {
         [key, value] => Some((key, value)),
         _ => None,
     })
-}
-
-/// Parses a decimal integer (optional sign and surrounding whitespace), as `INT` and `LONG`
-/// write them.
-fn parse_int(text: &[u8]) -> std::result::Result<Value, String> {
-    let text = text.trim_ascii();
-    let (negative, digits) = match text {
-        [b'-', rest @ ..] => (true, rest),
-        [b'+', rest @ ..] => (false, rest),
-        _ => (false, text),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(format!(
-            "invalid integer {:?}",
-            String::from_utf8_lossy(text)
-        ));
-    }
-    if digits.len() > MAX_INT_DIGITS {
-        return Err(format!("integer of more than {MAX_INT_DIGITS} digits"));
-    }
-    if digits.len() <= 18 {
-        let mut v: i64 = 0;
-        for &d in digits {
-            v = v * 10 + i64::from(d - b'0');
-        }
-        return Ok(Value::Int(if negative { -v } else { v }));
-    }
-    BigInt::from_decimal_digits(negative, digits)
-        .map(Value::from)
-        .ok_or_else(|| "invalid integer".to_owned())
 }
 
 /// Strips the quotes around a `STRING` argument.

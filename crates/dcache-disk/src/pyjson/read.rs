@@ -5,11 +5,11 @@
 //! default `allow_nan=True`), so JSONDisk entries holding them would be unreadable.
 
 use crate::error::{Error, Format, Result};
-use crate::value::{BigInt, Value};
+use crate::value::Value;
 
-/// Containers nested deeper than this are refused (as pickles are), so neither parsing nor
-/// dropping the result can overflow the stack.
-const MAX_DEPTH: usize = 256;
+/// Containers nested deeper than pickles may nest are refused, so neither parsing nor dropping
+/// the result can overflow the stack.
+use crate::pickle::MAX_DEPTH;
 
 /// Parses one JSON document (surrounding whitespace allowed) into a [`Value`]: objects become
 /// `Dict`s with `Str` keys in document order, arrays `List`s, integers `Int` (or `BigInt` beyond
@@ -263,13 +263,8 @@ impl Parser<'_> {
                 .map(Value::Float)
                 .map_err(|_| self.error("invalid number"));
         }
-        if let Ok(i) = text.parse::<i64>() {
-            return Ok(Value::Int(i));
-        }
-        if let Ok(i) = text.parse::<i128>() {
-            return Ok(Value::BigInt(BigInt::from_i128(i)));
-        }
-        Err(self.error("integer beyond 128 bits"))
+        // Any size python writes, up to python's own limit on decimal digits.
+        crate::value::parse_decimal_int(text.as_bytes()).map_err(|e| self.error(&e))
     }
 }
 
@@ -277,6 +272,7 @@ impl Parser<'_> {
 #[allow(clippy::float_cmp)]
 mod tests {
     use super::*;
+    use crate::value::BigInt;
     use proptest::prelude::*;
 
     #[test]
@@ -300,6 +296,11 @@ mod tests {
         assert_eq!(items[2].1, Value::Str("\u{e9}\u{1f600}\n".into()));
         assert_eq!(items[3].1, Value::Bool(true));
         assert_eq!(items[4].1, Value::BigInt(BigInt::from_u128(1 << 64)));
+        // Beyond 128 bits, as python's JSONDisk writes 2**130.
+        let big = from_slice_value(b"1361129467683753853853498429727072845824").unwrap();
+        let mut le = [0u8; 17];
+        le[16] = 4;
+        assert_eq!(big, Value::BigInt(BigInt::from_signed_bytes_le(&le)));
     }
 
     #[test]
