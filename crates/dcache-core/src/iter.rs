@@ -515,8 +515,9 @@ impl<D: DiskFormat> Cache<D> {
     ///
     /// # Errors
     ///
-    /// [`Error::Sqlite`] reading the first row id; later errors, such as a value of another
-    /// type than `V` ([`dcache_disk::Error::WrongType`]), come through the iterator.
+    /// [`Error::Sqlite`](crate::Error::Sqlite) reading the first row id; later errors, such as a
+    /// value of another type than `V` ([`dcache_disk::Error::WrongType`]), come through the
+    /// iterator.
     ///
     /// # Examples
     ///
@@ -588,7 +589,8 @@ impl<D: DiskFormat> Cache<D> {
     ///
     /// # Errors
     ///
-    /// [`Error::Disk`] if the key cannot be read as `K`, [`Error::Sqlite`].
+    /// [`Error::Disk`](crate::Error::Disk) if the key cannot be read as `K`,
+    /// [`Error::Sqlite`](crate::Error::Sqlite).
     ///
     /// # Examples
     ///
@@ -636,8 +638,8 @@ impl<D: DiskFormat> Cache<D> {
     ///
     /// # Errors
     ///
-    /// [`Error::Disk`] if the key or value cannot be read as `K` or `V`, or the value file is
-    /// missing or damaged; [`Error::Sqlite`].
+    /// [`Error::Disk`](crate::Error::Disk) if the key or value cannot be read as `K` or `V`, or the
+    /// value file is missing or damaged; [`Error::Sqlite`](crate::Error::Sqlite).
     ///
     /// # Examples
     ///
