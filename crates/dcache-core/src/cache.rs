@@ -1651,6 +1651,7 @@ impl<D: DiskFormat> Cache<D> {
             Ok(())
         })?;
         if name == "sqlite_journal_mode" {
+            self.inner.pool.forget_files();
             let started = Instant::now();
             self.read_with(|c| {
                 open::set_journal_mode(
@@ -1661,6 +1662,8 @@ impl<D: DiskFormat> Cache<D> {
                     started,
                 )
             })?;
+            // The switch deleted or created `-wal` and `-shm`.
+            self.inner.pool.forget_files();
         }
         if name == "sqlite_auto_vacuum" {
             self.read_sql(|c| {

@@ -44,6 +44,42 @@ pub(crate) struct WriterLock {
     released: Condvar,
 }
 
+/// A file's identity: device and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId(u64, u64);
+
+/// The identities of a database's files (`None`: the file did not exist when recorded).
+type FileIds = [Option<FileId>; 3];
+
+/// The suffixes of the files SQLite keeps for a database in WAL mode.
+const DB_FILE_SUFFIXES: [&str; 3] = ["", "-wal", "-shm"];
+
+fn file_ids(db_path: &Path) -> Result<FileIds> {
+    let mut ids = [None; 3];
+    for (id, suffix) in ids.iter_mut().zip(DB_FILE_SUFFIXES) {
+        let mut path = db_path.as_os_str().to_owned();
+        path.push(suffix);
+        *id = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => Some(file_id(&meta)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io(PathBuf::from(path), e)),
+        };
+    }
+    Ok(ids)
+}
+
+#[cfg(unix)]
+fn file_id(meta: &std::fs::Metadata) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    FileId(meta.dev(), meta.ino())
+}
+
+#[cfg(not(unix))]
+fn file_id(_meta: &std::fs::Metadata) -> FileId {
+    // No inode numbers: identity checks are a no-op (every file compares equal).
+    FileId(0, 0)
+}
+
 #[derive(Debug, Default)]
 struct LockState {
     /// The process of the thread holding the lock (a child of a fork sees its parent's).
@@ -126,6 +162,118 @@ impl Drop for WriterGuard {
     }
 }
 
+/// This process's connections to one database file, and the identities of the file and its
+/// `-wal` and `-shm` as those connections use them.
+#[derive(Debug, Default)]
+pub(crate) struct DbFiles {
+    state: Mutex<DbFilesState>,
+}
+
+#[derive(Debug, Default)]
+struct DbFilesState {
+    /// Connections open (counted by [`ConnToken`]).
+    open: usize,
+    /// Recorded at the first write since `open` was last 0.
+    ids: Option<FileIds>,
+}
+
+impl DbFiles {
+    /// The record shared by every connection to `db_path` in this process.
+    fn for_database(db_path: &Path) -> Arc<DbFiles> {
+        static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, Weak<DbFiles>>>> = OnceLock::new();
+        let mut registry = lock(REGISTRY.get_or_init(Default::default));
+        if let Some(existing) = registry.get(db_path).and_then(Weak::upgrade) {
+            return existing;
+        }
+        registry.retain(|_, w| w.strong_count() > 0);
+        let fresh = Arc::new(DbFiles::default());
+        registry.insert(db_path.to_path_buf(), Arc::downgrade(&fresh));
+        fresh
+    }
+
+    /// Checks, inside a write transaction, that `cache.db` and its `-wal` and `-shm` files at
+    /// their paths are still the files this process's connections have open.
+    ///
+    /// SQLite keeps one `-shm` mapping (and its locks) per database per process while any of
+    /// the process's connections is open, so within that time the files at the paths cannot
+    /// legitimately change: SQLite deletes `-wal`/`-shm` only when the last connection of the
+    /// last process closes, which our open connection prevents. A different or missing file
+    /// means another program deleted or replaced it (a temporary-file cleaner deleting
+    /// `-shm`, a removed FanoutCache shard): writing on would corrupt the database (a second
+    /// `-shm` means a second, unsynchronized lock table) or go to a deleted file, so the
+    /// write is refused with [`Error::FileReplaced`].
+    ///
+    ///
+    /// The first write while this process has connections open records the identities; they
+    /// are forgotten when the process's last connection to the database closes (SQLite may
+    /// then delete `-wal` and `-shm`) and when the journal mode changes. `-wal` and `-shm` are
+    /// compared only when they existed at the recording (a rollback-journal database has
+    /// neither).
+    fn verify(&self, db_path: &Path) -> Result<()> {
+        let now = file_ids(db_path)?;
+        let mut state = lock(&self.state);
+        let Some(then) = state.ids else {
+            state.ids = Some(now);
+            return Ok(());
+        };
+        for ((was, is), suffix) in then.iter().zip(now).zip(DB_FILE_SUFFIXES) {
+            let what = match (was, is) {
+                (Some(was), Some(is)) if *was != is => "replaced",
+                (Some(_), None) => "deleted",
+                _ => continue,
+            };
+            let mut path = db_path.as_os_str().to_owned();
+            path.push(suffix);
+            return Err(Error::FileReplaced {
+                path: PathBuf::from(path),
+                what,
+            });
+        }
+        Ok(())
+    }
+
+    fn forget(&self) {
+        lock(&self.state).ids = None;
+    }
+}
+
+/// Counts one open connection in its database's [`DbFiles`]; dropped when the connection is.
+#[derive(Debug)]
+pub(crate) struct ConnToken(Arc<DbFiles>);
+
+impl ConnToken {
+    fn new(db_path: &Path) -> Self {
+        let files = DbFiles::for_database(db_path);
+        lock(&files.state).open += 1;
+        ConnToken(files)
+    }
+}
+
+impl Drop for ConnToken {
+    fn drop(&mut self) {
+        let mut state = lock(&self.0.state);
+        state.open = state.open.saturating_sub(1);
+        if state.open == 0 {
+            // SQLite may delete `-wal` and `-shm` as the last connection closes.
+            state.ids = None;
+        }
+    }
+}
+
+/// A connection counted in its database's [`DbFiles`].
+pub(crate) struct Connected {
+    pub(crate) sql: Connection,
+    // Dropped after `sql` (fields drop in order), so the count falls once the connection closed.
+    _token: ConnToken,
+}
+
+impl std::ops::Deref for Connected {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.sql
+    }
+}
+
 /// Per-connection pragmas, from the `sqlite_*` settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Pragmas {
@@ -139,6 +287,8 @@ pub(crate) struct Conn {
     pub(crate) sql: Connection,
     pid: u32,
     generation: u64,
+    // After `sql`: the connection closes before it is uncounted.
+    _token: ConnToken,
 }
 
 /// How a cache's connections open the database.
@@ -213,6 +363,8 @@ pub(crate) struct Pool {
     pragmas: Mutex<(u64, Pragmas)>,
     /// The generation in `pragmas`, readable without the lock.
     generation: AtomicU64,
+    /// This process's connections to the database and its files' identities.
+    files: Arc<DbFiles>,
 }
 
 impl Pool {
@@ -228,6 +380,7 @@ impl Pool {
             pools.push(Arc::downgrade(&parked));
         }
         Pool {
+            files: DbFiles::for_database(&db_path),
             db_path,
             access,
             parked,
@@ -240,24 +393,40 @@ impl Pool {
         self.access != Access::ReadWrite
     }
 
+    /// See [`DbFiles::verify`]: inside a write transaction, refuses to go on when the
+    /// database's files at their paths are not the ones this process has open.
+    pub(crate) fn verify_files(&self) -> Result<()> {
+        self.files.verify(&self.db_path)
+    }
+
+    /// Forgets the recorded file identities (the journal mode changed: SQLite deleted or
+    /// created `-wal` and `-shm`).
+    pub(crate) fn forget_files(&self) {
+        self.files.forget();
+    }
+
     /// Opens a connection with dcache's settings but no pragmas (used while opening a cache).
-    pub(crate) fn connect(db_path: &Path, access: Access) -> Result<Connection> {
+    pub(crate) fn connect(db_path: &Path, access: Access) -> Result<Connected> {
         close_connections_after_fork();
         let conn = match access {
             Access::ReadWrite => Connection::open_with_flags(
                 db_path,
                 OpenFlags::SQLITE_OPEN_READ_WRITE
                     | OpenFlags::SQLITE_OPEN_CREATE
-                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_NOFOLLOW,
             ),
             Access::ReadOnly => Connection::open_with_flags(
                 db_path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_NOFOLLOW,
             ),
             Access::Immutable => Connection::open_with_flags(
                 immutable_uri(db_path),
                 OpenFlags::SQLITE_OPEN_READ_ONLY
                     | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_NOFOLLOW
                     | OpenFlags::SQLITE_OPEN_URI,
             ),
         }
@@ -265,7 +434,10 @@ impl Pool {
         conn.busy_timeout(Duration::ZERO)
             .map_err(|e| map_err(db_path, e))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        Ok(conn)
+        Ok(Connected {
+            sql: conn,
+            _token: ConnToken::new(db_path),
+        })
     }
 
     /// Changes the pragmas; idle and checked-out connections pick them up on next checkout.
@@ -312,7 +484,7 @@ impl Pool {
                 }
                 None => {
                     let (generation, pragmas) = *lock(&self.pragmas);
-                    let sql = Self::connect(&self.db_path, self.access)?;
+                    let Connected { sql, _token } = Self::connect(&self.db_path, self.access)?;
                     retry_busy(&self.db_path, deadline, started, || {
                         apply_pragmas(&sql, &pragmas)
                     })?;
@@ -320,6 +492,7 @@ impl Pool {
                         sql,
                         pid,
                         generation,
+                        _token,
                     });
                 }
             }
@@ -584,6 +757,8 @@ pub(crate) struct ActiveTx {
     db: usize,
     pub(crate) conn: Conn,
     pending: RefCell<Pending>,
+    /// A nested call panicked and its savepoint could not be rolled back: never commit.
+    poisoned: std::cell::Cell<bool>,
 }
 
 thread_local! {
@@ -676,6 +851,7 @@ pub(crate) fn write<T, E: From<Error>>(
         return Err(e.into());
     }
     let frame = Frame::begin(ctx.pool, db, conn, guard);
+    ctx.pool.verify_files()?;
     let result = f(&frame.tx());
     match result {
         Ok(value) => {
@@ -691,44 +867,107 @@ pub(crate) fn write<T, E: From<Error>>(
 
 /// Runs `f` inside this thread's open transaction, under a savepoint: if `f` fails, its
 /// effects are undone (and the files it wrote removed) while the outer transaction goes on.
+/// If `f` panics, the savepoint is rolled back while unwinding too: a caller that catches the
+/// panic inside an outer `transact` must not commit half of this call's writes.
 fn joined<T, E: From<Error>>(
     db_path: &Path,
     tx: &ActiveTx,
     f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
 ) -> Result<T, E> {
-    let exec = |sql: &str| {
-        tx.conn
-            .sql
-            .prepare_cached(sql)
-            .and_then(|mut s| s.execute([]))
-            .map(drop)
-    };
-    exec("SAVEPOINT dcache_op").map_err(|e| map_err(db_path, e))?;
-    let (committed_len, written_len) = {
-        let p = tx.pending.borrow();
-        (p.after_commit.len(), p.on_rollback.len())
-    };
+    let savepoint = Savepoint::begin(db_path, tx)?;
     let result = f(&Tx {
         sql: &tx.conn.sql,
         pending: &tx.pending,
     });
-    if result.is_ok() {
-        exec("RELEASE dcache_op").map_err(|e| map_err(db_path, e))?;
-    } else {
-        {
-            exec("ROLLBACK TO dcache_op")
-                .and_then(|()| exec("RELEASE dcache_op"))
-                .map_err(|e| map_err(db_path, e))?;
-            let written = {
-                let mut p = tx.pending.borrow_mut();
-                // Files this call meant to remove are still referenced after the rollback.
-                p.after_commit.truncate(committed_len);
-                p.on_rollback.split_off(written_len)
-            };
-            remove_files(written, "value written by a failed operation");
+    match result {
+        Ok(value) => {
+            savepoint.release()?;
+            Ok(value)
+        }
+        Err(e) => {
+            savepoint.rollback()?;
+            Err(e)
         }
     }
-    result
+}
+
+/// A `SAVEPOINT` of one joined call; rolled back when dropped unfinished (a panic unwinding
+/// through the call).
+struct Savepoint<'a> {
+    db_path: &'a Path,
+    tx: &'a ActiveTx,
+    /// What `pending` held before the call: the call's own entries come after.
+    committed_len: usize,
+    written_len: usize,
+    done: bool,
+}
+
+impl<'a> Savepoint<'a> {
+    fn begin(db_path: &'a Path, tx: &'a ActiveTx) -> Result<Self> {
+        exec_cached(&tx.conn.sql, "SAVEPOINT dcache_op").map_err(|e| map_err(db_path, e))?;
+        let (committed_len, written_len) = {
+            let p = tx.pending.borrow();
+            (p.after_commit.len(), p.on_rollback.len())
+        };
+        Ok(Savepoint {
+            db_path,
+            tx,
+            committed_len,
+            written_len,
+            done: false,
+        })
+    }
+
+    fn release(mut self) -> Result<()> {
+        self.done = true;
+        exec_cached(&self.tx.conn.sql, "RELEASE dcache_op").map_err(|e| map_err(self.db_path, e))
+    }
+
+    fn rollback(mut self) -> Result<()> {
+        self.done = true;
+        self.undo()
+    }
+
+    fn undo(&self) -> Result<()> {
+        let sql = &self.tx.conn.sql;
+        let undone = exec_cached(sql, "ROLLBACK TO dcache_op")
+            .and_then(|()| exec_cached(sql, "RELEASE dcache_op"))
+            .map_err(|e| map_err(self.db_path, e));
+        let written = {
+            let mut p = self.tx.pending.borrow_mut();
+            // Files this call meant to remove are still referenced after the rollback.
+            p.after_commit.truncate(self.committed_len);
+            let from = self.written_len.min(p.on_rollback.len());
+            p.on_rollback.split_off(from)
+        };
+        if undone.is_ok() {
+            remove_files(written, "value written by a failed operation");
+        } else {
+            // The savepoint could not be undone: the rows may still name these files, so
+            // they stay until the outer transaction's fate is known.
+            self.tx.pending.borrow_mut().on_rollback.extend(written);
+        }
+        undone
+    }
+}
+
+impl Drop for Savepoint<'_> {
+    fn drop(&mut self) {
+        if !self.done
+            && let Err(e) = self.undo()
+        {
+            // Unwinding, and the savepoint could not be undone: the outer transaction must not
+            // commit this call's half-done writes, so it is poisoned (`Frame::commit` refuses).
+            self.tx.poisoned.set(true);
+            log::warn!("dcache: rolling back a panicked operation failed: {e}");
+        }
+    }
+}
+
+fn exec_cached(sql: &Connection, statement: &str) -> rusqlite::Result<()> {
+    sql.prepare_cached(statement)
+        .and_then(|mut s| s.execute([]))
+        .map(drop)
 }
 
 /// An open `BEGIN IMMEDIATE` transaction owned by the outermost call on this thread.
@@ -744,6 +983,7 @@ impl<'a> Frame<'a> {
             db,
             conn,
             pending: RefCell::new(Pending::default()),
+            poisoned: std::cell::Cell::new(false),
         });
         // Unregistered during thread-local teardown: later calls then cannot join it.
         if ACTIVE
@@ -772,6 +1012,11 @@ impl<'a> Frame<'a> {
     }
 
     fn commit(mut self) -> Result<()> {
+        if self.tx.as_ref().is_some_and(|tx| tx.poisoned.get()) {
+            let path = self.pool.db_path.clone();
+            self.rollback();
+            return Err(Error::TransactionAborted { path });
+        }
         let committed = self
             .tx()
             .sql

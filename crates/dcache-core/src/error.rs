@@ -169,6 +169,67 @@ pub enum Error {
         operation: &'static str,
     },
 
+    /// A nested operation panicked inside a transaction and its partial writes could not be
+    /// undone, so the whole transaction was rolled back instead of committed.
+    #[error(
+        "the transaction on {} was rolled back: an operation inside it panicked and its partial \
+         writes could not be undone; nothing of the transaction was committed, retry it",
+        path.display()
+    )]
+    TransactionAborted {
+        /// The database file.
+        path: PathBuf,
+    },
+
+    /// A file SQLite has open for this cache (`cache.db`, its `-wal` or `-shm`) is no longer
+    /// the file at its path: another program deleted or replaced it while the cache was open
+    /// (a temporary-file cleaner, an operator, a removed FanoutCache shard). Writing on would
+    /// corrupt the database or go to a deleted file, so writes are refused.
+    #[error(
+        "{} is no longer the file this process opened (it was {what} while the cache was open, \
+         by a temporary-file cleaner, an operator or another program); writes are refused so \
+         the database is not corrupted: stop every process using this cache, run `check`, and \
+         reopen it (keep cache directories out of paths that cleaners such as systemd-tmpfiles \
+         purge)",
+        path.display()
+    )]
+    FileReplaced {
+        /// The path whose file changed.
+        path: PathBuf,
+        /// `deleted` or `replaced`.
+        what: &'static str,
+    },
+
+    /// `cache.db` (or the cache directory) is not a regular file (a FIFO, a socket, a device,
+    /// a directory) or is a symbolic link: opening it could block or write outside the cache
+    /// directory.
+    #[error(
+        "{} is {kind}, not a regular database file; dcache opens only a regular `cache.db` \
+         inside the cache directory (never through a symbolic link): move it aside",
+        path.display()
+    )]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is (`a FIFO`, `a symbolic link`, ...).
+        kind: &'static str,
+    },
+
+    /// The database path is longer than SQLite accepts.
+    #[error(
+        "the database path {} is {len} bytes long; SQLite accepts at most {limit}: use a \
+         shorter cache directory path",
+        path.display()
+    )]
+    PathTooLong {
+        /// The database path (made absolute).
+        path: PathBuf,
+        /// Its length in bytes.
+        len: usize,
+        /// SQLite's limit.
+        limit: usize,
+    },
+
     /// An I/O error on the cache directory.
     #[error("I/O error on {}: {source}", path.display())]
     Io {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use dcache_disk::{DiskFormat, SqlValue};
 use rusqlite::{Connection, ErrorCode, OptionalExtension};
 
-use crate::conn::{self, Access, Pool, TxContext, WriterLock, map_err, retry_busy};
+use crate::conn::{self, Access, Connected, Pool, TxContext, WriterLock, map_err, retry_busy};
 use crate::error::{Error, Result};
 use crate::schema;
 use crate::settings::{self, DEFAULT_SETTINGS, METADATA, Settings};
@@ -20,7 +20,7 @@ pub(crate) struct Opened<D> {
     pub(crate) disk: D,
     pub(crate) page_size: i64,
     pub(crate) access: Access,
-    pub(crate) first: Connection,
+    pub(crate) first: Connected,
 }
 
 /// Opens (creating if needed) the database of a cache directory.
@@ -72,7 +72,7 @@ fn fallback_read_only(
     tried: Access,
     deadline: Option<Instant>,
     started: Instant,
-) -> Result<(Connection, Access, Objects)> {
+) -> Result<(Connected, Access, Objects)> {
     if tried == Access::ReadWrite {
         let conn = Pool::connect(db_path, Access::ReadOnly)?;
         if let Ok(objects) = list_objects(&conn, db_path, deadline, started) {
@@ -93,19 +93,22 @@ fn fallback_read_only(
 fn finish<D: DiskFormat>(
     dir: &Path,
     db_path: &Path,
-    conn: Connection,
+    conn: Connected,
     objects: &Objects,
     explicit: &BTreeMap<String, SqlValue>,
     disk: &mut D,
     read_only: bool,
     writer: &Arc<WriterLock>,
     timeout: std::time::Duration,
-) -> Result<(Settings, i64, Connection)> {
+) -> Result<(Settings, i64, Connected)> {
     let started = Instant::now();
     let deadline = Some(started + timeout);
     check_foreign(db_path, objects)?;
     if objects.tables.contains("Cache") {
         check_cache_columns(&conn, db_path)?;
+    }
+    if objects.tables.contains("Settings") {
+        check_settings_columns(&conn, db_path)?;
     }
 
     let stored = if objects.tables.contains("Settings") {
@@ -113,6 +116,9 @@ fn finish<D: DiskFormat>(
     } else {
         BTreeMap::new()
     };
+    if !objects.tables.contains("Cache") {
+        check_settings_names(db_path, objects, &stored)?;
+    }
 
     // defaults < disk's own defaults < stored < explicit (python's precedence).
     let mut effective: BTreeMap<String, SqlValue> = DEFAULT_SETTINGS
@@ -243,7 +249,8 @@ fn finish<D: DiskFormat>(
 
 /// Connects read-write (creating the directory), or read-only when asked or when the
 /// directory cannot be written.
-fn connect(dir: &Path, db_path: &Path, read_only: bool) -> Result<(Connection, Access)> {
+fn connect(dir: &Path, db_path: &Path, read_only: bool) -> Result<(Connected, Access)> {
+    check_db_path(db_path)?;
     if read_only {
         if !db_path.exists() {
             return Err(Error::ReadOnly {
@@ -271,6 +278,71 @@ fn connect(dir: &Path, db_path: &Path, read_only: bool) -> Result<(Connection, A
             Ok((Pool::connect(db_path, Access::ReadOnly)?, Access::ReadOnly))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// SQLite's longest database path (`MAX_PATHNAME` of its unix VFS), in bytes.
+const SQLITE_MAX_PATH: usize = 512;
+
+/// Refuses a database path SQLite would mishandle, before SQLite opens it: too long (SQLite
+/// says only "unable to open database file"), a symbolic link (a dangling one would create the
+/// database outside the directory), or not a regular file (a FIFO would block the open or the
+/// first read forever). A missing file is fine: it is created.
+///
+/// The kind is read with `lstat`, which never blocks; SQLite then opens the path with
+/// `SQLITE_OPEN_NOFOLLOW`, so a link planted in between is refused by SQLite itself.
+fn check_db_path(db_path: &Path) -> Result<()> {
+    let absolute = if db_path.is_absolute() {
+        db_path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Error::io(db_path, e))?
+            .join(db_path)
+    };
+    let len = absolute.as_os_str().len();
+    if len >= SQLITE_MAX_PATH {
+        return Err(Error::PathTooLong {
+            path: absolute,
+            len,
+            limit: SQLITE_MAX_PATH - 1,
+        });
+    }
+    match std::fs::symlink_metadata(db_path) {
+        Ok(meta) => match file_kind(&meta.file_type()) {
+            None => Ok(()),
+            Some(kind) => Err(Error::NotAFile {
+                path: db_path.to_path_buf(),
+                kind,
+            }),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(db_path, e)),
+    }
+}
+
+/// What a file that is not a regular file is, for error messages (`None` for a regular file).
+pub(crate) fn file_kind(kind: &std::fs::FileType) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return Some("a FIFO");
+        }
+        if kind.is_socket() {
+            return Some("a socket");
+        }
+        if kind.is_block_device() || kind.is_char_device() {
+            return Some("a device");
+        }
+    }
+    if kind.is_symlink() {
+        Some("a symbolic link")
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_file() {
+        None
+    } else {
+        Some("not a regular file")
     }
 }
 
@@ -325,14 +397,68 @@ fn check_foreign(db_path: &Path, objects: &Objects) -> Result<()> {
     Ok(())
 }
 
-fn check_cache_columns(conn: &Connection, db_path: &Path) -> Result<()> {
+/// The column names of `table`, in order.
+fn columns_of(conn: &Connection, db_path: &Path, table: &str) -> Result<Vec<String>> {
     let mut stmt = conn
-        .prepare("PRAGMA table_info(Cache)")
+        .prepare(&format!("PRAGMA table_info({table})"))
         .map_err(|e| map_err(db_path, e))?;
-    let columns: Vec<String> = stmt
-        .query_map([], |r| r.get::<_, String>(1))
+    stmt.query_map([], |r| r.get::<_, String>(1))
         .and_then(Iterator::collect)
-        .map_err(|e| map_err(db_path, e))?;
+        .map_err(|e| map_err(db_path, e))
+}
+
+/// A `Settings` table must be python's `(key, value)`: another application's table of that
+/// name is not a cache's.
+fn check_settings_columns(conn: &Connection, db_path: &Path) -> Result<()> {
+    let columns = columns_of(conn, db_path, "Settings")?;
+    if columns != ["key", "value"] {
+        return Err(Error::ForeignDatabase {
+            path: db_path.to_path_buf(),
+            tables: format!("Settings ({})", columns.join(", ")),
+        });
+    }
+    Ok(())
+}
+
+/// A database with a `Settings` table but no `Cache` table is a cache only while it is being
+/// created (python writes `Settings` first): then every row is a setting python or dcache
+/// writes. Anything else is another application's database, which must not be written.
+fn check_settings_names(
+    db_path: &Path,
+    objects: &Objects,
+    stored: &BTreeMap<String, SqlValue>,
+) -> Result<()> {
+    let known = |name: &str| {
+        DEFAULT_SETTINGS.iter().any(|(n, _)| *n == name)
+            || METADATA.contains(&name)
+            || name.starts_with("disk_")
+    };
+    let foreign_tables = objects
+        .tables
+        .iter()
+        .any(|t| t != "Settings" && t != "Cache");
+    if let Some(unknown) = stored.keys().find(|k| !known(k)) {
+        let tables: Vec<&str> = objects.tables.iter().map(String::as_str).collect();
+        return Err(Error::ForeignDatabase {
+            path: db_path.to_path_buf(),
+            tables: format!(
+                "{} (no Cache table, and Settings holds {unknown:?}, which is no cache setting)",
+                tables.join(", ")
+            ),
+        });
+    }
+    if foreign_tables {
+        let tables: Vec<&str> = objects.tables.iter().map(String::as_str).collect();
+        return Err(Error::ForeignDatabase {
+            path: db_path.to_path_buf(),
+            tables: tables.join(", "),
+        });
+    }
+    Ok(())
+}
+
+fn check_cache_columns(conn: &Connection, db_path: &Path) -> Result<()> {
+    let columns = columns_of(conn, db_path, "Cache")?;
     if columns != schema::CACHE_COLUMNS {
         return Err(Error::IncompatibleSchema {
             path: db_path.to_path_buf(),
