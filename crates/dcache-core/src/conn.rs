@@ -263,8 +263,10 @@ impl Drop for ConnToken {
 /// A connection counted in its database's [`DbFiles`].
 pub(crate) struct Connected {
     pub(crate) sql: Connection,
-    // Dropped after `sql` (fields drop in order), so the count falls once the connection closed.
-    _token: ConnToken,
+    // Dropped after `sql` (fields drop in order), so the count falls once the connection
+    // closed. Held for its `Drop` only.
+    #[allow(dead_code)]
+    token: ConnToken,
 }
 
 impl std::ops::Deref for Connected {
@@ -287,8 +289,9 @@ pub(crate) struct Conn {
     pub(crate) sql: Connection,
     pid: u32,
     generation: u64,
-    // After `sql`: the connection closes before it is uncounted.
-    _token: ConnToken,
+    // After `sql`: the connection closes before it is uncounted. Held for its `Drop` only.
+    #[allow(dead_code)]
+    token: ConnToken,
 }
 
 /// How a cache's connections open the database.
@@ -436,7 +439,7 @@ impl Pool {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(Connected {
             sql: conn,
-            _token: ConnToken::new(db_path),
+            token: ConnToken::new(db_path),
         })
     }
 
@@ -484,7 +487,7 @@ impl Pool {
                 }
                 None => {
                     let (generation, pragmas) = *lock(&self.pragmas);
-                    let Connected { sql, _token } = Self::connect(&self.db_path, self.access)?;
+                    let Connected { sql, token } = Self::connect(&self.db_path, self.access)?;
                     retry_busy(&self.db_path, deadline, started, || {
                         apply_pragmas(&sql, &pragmas)
                     })?;
@@ -492,7 +495,7 @@ impl Pool {
                         sql,
                         pid,
                         generation,
-                        _token,
+                        token,
                     });
                 }
             }

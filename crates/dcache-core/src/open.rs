@@ -308,7 +308,7 @@ fn check_db_path(db_path: &Path) -> Result<()> {
         });
     }
     match std::fs::symlink_metadata(db_path) {
-        Ok(meta) => match file_kind(&meta.file_type()) {
+        Ok(meta) => match file_kind(meta.file_type()) {
             None => Ok(()),
             Some(kind) => Err(Error::NotAFile {
                 path: db_path.to_path_buf(),
@@ -321,7 +321,7 @@ fn check_db_path(db_path: &Path) -> Result<()> {
 }
 
 /// What a file that is not a regular file is, for error messages (`None` for a regular file).
-pub(crate) fn file_kind(kind: &std::fs::FileType) -> Option<&'static str> {
+pub(crate) fn file_kind(kind: std::fs::FileType) -> Option<&'static str> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
