@@ -92,7 +92,10 @@ impl<D: DiskFormat> Target<D> {
                 })
             }
             Kind::Fanout => {
+                // The directory's own count, checked strictly (no gaps, no stray entries).
+                let shards = dcache::fanout::detect_shards(dir).map_err(|e| opened(e.into()))?;
                 let fanout = FanoutCache::builder()
+                    .shards(shards)
                     .disk(disk)
                     .read_only(read_only)
                     .timeout(timeout)

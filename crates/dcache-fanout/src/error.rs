@@ -18,11 +18,14 @@ pub enum Error {
     #[error(transparent)]
     Collection(#[from] dcache_collections::Error),
 
-    /// The directory holds a different number of shards than was asked for. python-diskcache
-    /// stores no shard count: opening with another count would send keys to the wrong shards.
+    /// The directory holds shard directories beyond the count asked for. python-diskcache
+    /// stores no shard count: opening with another count than the directory was created with
+    /// would send keys to the wrong shards.
     #[error(
-        "{} holds {found} shards but {requested} were asked for; open it without a shard count \
-         (or with {found}) — a different count would look keys up in the wrong shards",
+        "{} holds {found} shard directories (up to {highest:03}) but {requested} shards were \
+         asked for (python's default is 8); open it with the count it was created with — a \
+         different count would look keys up in the wrong shards — or move stray numbered \
+         directories out of it",
         dir.display()
     )]
     ShardCountMismatch {
@@ -30,8 +33,40 @@ pub enum Error {
         dir: PathBuf,
         /// Shard directories found.
         found: usize,
+        /// The highest shard number found.
+        highest: usize,
         /// Shards requested.
         requested: usize,
+    },
+
+    /// Some shards are missing while others hold entries: a shard was removed, moved or not
+    /// copied. Its keys cannot be found, and recreating it empty would hide that.
+    #[error(
+        "{}: shard(s) {missing} are missing while shard(s) {holding} hold entries (removed, \
+         moved or not copied?); restore them from a backup, or, if their entries may be lost, \
+         create the missing directories empty and open again",
+        dir.display()
+    )]
+    ShardMissing {
+        /// The FanoutCache directory.
+        dir: PathBuf,
+        /// The missing shards (`003, 007`).
+        missing: String,
+        /// The shards that hold entries.
+        holding: String,
+    },
+
+    /// A file, link or other non-directory stands where a shard directory belongs.
+    #[error(
+        "{} is {kind}, where a FanoutCache shard directory belongs; move it aside (a shard is \
+         a directory holding a cache.db)",
+        path.display()
+    )]
+    ShardNotADirectory {
+        /// The path of the shard.
+        path: PathBuf,
+        /// What is there instead.
+        kind: &'static str,
     },
 
     /// The shard directories are not `000`, `001`, … without gaps.

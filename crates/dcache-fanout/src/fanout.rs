@@ -62,8 +62,12 @@ impl Default for FanoutCacheBuilder<Disk> {
 }
 
 impl<D: DiskFormat> FanoutCacheBuilder<D> {
-    /// The number of shards (default 8 for a new directory; an existing directory's count is
-    /// its number of shard directories, and asking for another is an error).
+    /// The number of shards (default 8, python's default), for a new directory and an
+    /// existing one alike: python stores no shard count, so a directory must be opened with the
+    /// count it was created with. A directory whose shard directories disagree (more shards, a
+    /// file in place of one, a missing shard while others hold entries) is refused, never
+    /// re-sharded. Tools that inspect directories of unknown origin can ask
+    /// [`detect_shards`](crate::detect_shards).
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
@@ -208,55 +212,194 @@ impl<D: DiskFormat> FanoutCacheBuilder<D> {
             path: dir.to_path_buf(),
             source: e,
         };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        // The shard count is the number of shard directories, so counting and creating them
-        // must not interleave with another process doing the same: hold an advisory lock on
-        // the directory itself (no extra file for python to trip over) meanwhile.
-        let dir_lock = lock_directory(dir);
-        let existing = count_shards(dir)?;
-        let count = match (existing, self.shards) {
-            (0, requested) => requested.unwrap_or(DEFAULT_SHARDS),
-            (found, Some(requested)) if requested != found => {
-                return Err(Error::ShardCountMismatch {
-                    dir: dir.to_path_buf(),
-                    found,
-                    requested,
-                });
-            }
-            (found, _) => found,
-        };
+        // The count is the caller's (python's default 8), never guessed from the directory:
+        // python stores no count and routes keys by the count it was given, so a directory
+        // that disagrees is refused rather than re-sharded.
+        let count = self.shards.unwrap_or(DEFAULT_SHARDS);
         if count == 0 {
             return Err(Error::NoShards);
         }
-        if existing == 0 && !self.shard.is_read_only() {
-            for n in 0..count {
-                match std::fs::create_dir(dir.join(format!("{n:03}"))) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(io(e)),
+        if !self.shard.is_read_only() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        // Checking the layout and creating missing shards must not interleave with another
+        // dcache process doing the same: hold an advisory lock on the directory itself (no
+        // extra file for python to trip over) meanwhile. python creates its shards one by one
+        // without a lock; the layout rules below accept every state it passes through.
+        let dir_lock = lock_directory(dir);
+        let layout = ShardLayout::scan(dir)?;
+        layout.check(dir, count)?;
+        let missing: Vec<usize> = (0..count).filter(|n| !layout.present(*n)).collect();
+        let total = self.size_limit.as_ref().map(total_size_limit).transpose()?;
+        let open_shard = |n: usize| -> Result<Cache<D>> {
+            let path = dir.join(format!("{n:03}"));
+            let mut builder = self.shard.clone();
+            // python passes the split limit to every shard; dcache writes it when asked for and
+            // when creating a shard, and otherwise keeps what the shard stores.
+            match total {
+                Some(total) => builder = builder.size_limit(total / count as u64),
+                None if !path.join("cache.db").exists() => {
+                    builder = builder.size_limit(DEFAULT_SIZE_LIMIT / count as u64);
                 }
+                None => {}
+            }
+            builder.open(&path).map_err(Error::from)
+        };
+        let mut shards: Vec<Option<Cache<D>>> = (0..count).map(|_| None).collect();
+        if !missing.is_empty() && missing.len() < count {
+            // Some shards exist, some do not: a directory python (or another opener) is still
+            // creating, whose shards are all empty, or one whose shard was removed, moved or
+            // never copied, whose keys would silently vanish. Only the first is completed.
+            let mut holding = Vec::new();
+            for n in (0..count).filter(|n| layout.present(*n)) {
+                let shard = open_shard(n)?;
+                if !shard.is_empty()? {
+                    holding.push(n);
+                }
+                shards[n] = Some(shard);
+            }
+            if !holding.is_empty() {
+                return Err(Error::ShardMissing {
+                    dir: dir.to_path_buf(),
+                    missing: shard_names(&missing),
+                    holding: shard_names(&holding),
+                });
+            }
+        }
+        if self.shard.is_read_only() && !missing.is_empty() {
+            return Err(Error::Cache(dcache_core::Error::ReadOnly {
+                path: dir.join(format!("{:03}", missing[0])),
+            }));
+        }
+        for &n in &missing {
+            match std::fs::create_dir(dir.join(format!("{n:03}"))) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io(e)),
             }
         }
         drop(dir_lock);
-        let total = self.size_limit.as_ref().map(total_size_limit).transpose()?;
-        let per_shard = |total: u64| total / count as u64;
-        (0..count)
-            .map(|n| {
-                let path = dir.join(format!("{n:03}"));
-                let mut builder = self.shard.clone();
-                // python passes the split limit to every shard; dcache writes it when asked for
-                // and when creating a shard, and otherwise keeps what the shard stores.
-                match total {
-                    Some(total) => builder = builder.size_limit(per_shard(total)),
-                    None if !path.join("cache.db").exists() => {
-                        builder = builder.size_limit(per_shard(DEFAULT_SIZE_LIMIT));
-                    }
-                    None => {}
-                }
-                builder.open(&path).map_err(Error::from)
-            })
+        shards
+            .into_iter()
+            .enumerate()
+            .map(|(n, shard)| shard.map_or_else(|| open_shard(n), Ok))
             .collect()
     }
+}
+
+/// `000, 001, 003` for error messages.
+fn shard_names(numbers: &[usize]) -> String {
+    let names: Vec<String> = numbers.iter().map(|n| format!("{n:03}")).collect();
+    names.join(", ")
+}
+
+/// The numbered entries (`000`, `001`, …, `1000`, …) of a FanoutCache directory.
+#[derive(Debug, Default)]
+struct ShardLayout {
+    /// Numbered directories.
+    dirs: std::collections::BTreeSet<usize>,
+    /// Numbered entries that are not directories (a file or link in place of a shard).
+    others: Vec<(usize, &'static str)>,
+}
+
+impl ShardLayout {
+    fn scan(dir: &Path) -> Result<ShardLayout> {
+        let io = |e| Error::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        };
+        let mut layout = ShardLayout::default();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            // A read-only open of a directory that does not exist: every shard is missing.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(layout),
+            Err(e) => return Err(io(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io)?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let is_shard_name = name.len() >= 3
+                && name.bytes().all(|b| b.is_ascii_digit())
+                && (name.len() == 3 || !name.starts_with('0'));
+            let Some(n) = is_shard_name.then(|| name.parse::<usize>().ok()).flatten() else {
+                continue;
+            };
+            // `file_type` does not follow links: a link in place of a shard is not a shard.
+            let kind = entry.file_type().map_err(io)?;
+            if kind.is_dir() {
+                layout.dirs.insert(n);
+            } else {
+                layout.others.push((
+                    n,
+                    if kind.is_symlink() {
+                        "a symbolic link"
+                    } else if kind.is_file() {
+                        "a file"
+                    } else {
+                        "not a directory"
+                    },
+                ));
+            }
+        }
+        layout.others.sort_unstable();
+        Ok(layout)
+    }
+
+    fn present(&self, n: usize) -> bool {
+        self.dirs.contains(&n)
+    }
+
+    /// Refuses entries in place of shards and shards beyond `count`.
+    fn check(&self, dir: &Path, count: usize) -> Result<()> {
+        if let Some(&(n, kind)) = self.others.first() {
+            return Err(Error::ShardNotADirectory {
+                path: dir.join(format!("{n:03}")),
+                kind,
+            });
+        }
+        if let Some(&beyond) = self.dirs.range(count..).next() {
+            return Err(Error::ShardCountMismatch {
+                dir: dir.to_path_buf(),
+                found: self.dirs.len(),
+                highest: self.dirs.last().copied().unwrap_or(beyond),
+                requested: count,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The shard count of an existing FanoutCache directory, for tools that inspect directories
+/// of unknown origin (the `dcache` command): the number of shard directories `000` to `NNN`,
+/// each holding a `cache.db`, with no gaps and nothing else numbered.
+///
+/// Applications should not use this to open their own cache: pass the count they created it
+/// with (python's default is 8), so that a damaged directory is refused instead of re-sharded.
+///
+/// # Errors
+///
+/// [`Error::ShardLayout`] when the numbering has gaps or a shard has no database,
+/// [`Error::ShardNotADirectory`] for a file or link in place of a shard, [`Error::NoShards`]
+/// when there is no shard directory, [`Error::Io`].
+pub fn detect_shards(dir: impl AsRef<Path>) -> Result<usize> {
+    let dir = dir.as_ref();
+    let layout = ShardLayout::scan(dir)?;
+    layout.check(dir, usize::MAX)?;
+    let count = layout.dirs.len();
+    if count == 0 {
+        return Err(Error::NoShards);
+    }
+    for (expected, &n) in layout.dirs.iter().enumerate() {
+        if n != expected || !dir.join(format!("{n:03}/cache.db")).is_file() {
+            return Err(Error::ShardLayout {
+                dir: dir.to_path_buf(),
+                last: layout.dirs.last().copied().unwrap_or(0),
+                missing: expected,
+            });
+        }
+    }
+    Ok(count)
 }
 
 /// A `size_limit` given to the builder: the total of all shards, in bytes (python stores
@@ -292,40 +435,6 @@ fn lock_directory(dir: &Path) -> Option<std::fs::File> {
             None
         }
     }
-}
-
-/// Counts the shard directories (`000`, `001`, …) of an existing FanoutCache.
-fn count_shards(dir: &Path) -> Result<usize> {
-    let io = |e| Error::Io {
-        path: dir.to_path_buf(),
-        source: e,
-    };
-    let mut numbers = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let is_shard_name = name.len() >= 3
-            && name.bytes().all(|b| b.is_ascii_digit())
-            && (name.len() == 3 || !name.starts_with('0'));
-        if is_shard_name
-            && entry.file_type().map_err(io)?.is_dir()
-            && let Ok(n) = name.parse::<usize>()
-        {
-            numbers.push(n);
-        }
-    }
-    numbers.sort_unstable();
-    for (expected, &n) in numbers.iter().enumerate() {
-        if n != expected {
-            return Err(Error::ShardLayout {
-                dir: dir.to_path_buf(),
-                last: numbers.last().copied().unwrap_or(0),
-                missing: expected,
-            });
-        }
-    }
-    Ok(numbers.len())
 }
 
 struct Inner<D: DiskFormat> {

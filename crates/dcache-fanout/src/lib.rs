@@ -35,5 +35,7 @@ mod iter;
 mod names;
 
 pub use error::{Error, Result};
-pub use fanout::{DEFAULT_SHARD_TIMEOUT, DEFAULT_SHARDS, FanoutCache, FanoutCacheBuilder};
+pub use fanout::{
+    DEFAULT_SHARD_TIMEOUT, DEFAULT_SHARDS, FanoutCache, FanoutCacheBuilder, detect_shards,
+};
 pub use iter::FanoutKeys;

@@ -57,14 +57,7 @@ fn size_limit_is_split_and_the_shard_count_is_found() -> TestResult {
         FanoutCache::open(dir.path())?.settings().size_limit,
         (1 << 20) / 8
     );
-    // An existing directory's count is its number of shards.
-    assert_eq!(
-        FanoutCache::builder()
-            .shards(8)
-            .open(dir.path())?
-            .shard_count(),
-        8
-    );
+    // The count is the caller's: an 8-shard directory opened with 4 is refused, not re-sharded.
     let err = FanoutCache::builder()
         .shards(4)
         .open(dir.path())
@@ -74,6 +67,7 @@ fn size_limit_is_split_and_the_shard_count_is_found() -> TestResult {
             err,
             Error::ShardCountMismatch {
                 found: 8,
+                highest: 7,
                 requested: 4,
                 ..
             }
@@ -81,25 +75,153 @@ fn size_limit_is_split_and_the_shard_count_is_found() -> TestResult {
         "{err}"
     );
     let other = tempfile::tempdir()?;
-    assert_eq!(
-        FanoutCache::builder()
-            .shards(3)
-            .open(other.path())?
-            .shard_count(),
-        3
-    );
-    assert_eq!(FanoutCache::open(other.path())?.shard_count(), 3);
-    std::fs::remove_dir_all(other.path().join("001"))?;
+    let three = FanoutCache::builder().shards(3).open(other.path())?;
+    assert_eq!(three.shard_count(), 3);
+    for i in 0..30 {
+        three.set(i, i)?;
+    }
+    assert_eq!(dcache_fanout::detect_shards(other.path())?, 3);
+    // Opened with python's default count, the 3-shard directory holding entries does not
+    // grow 5 shards (empty shards would be completed: python creates them one by one).
     assert!(matches!(
         FanoutCache::open(other.path()),
-        Err(Error::ShardLayout { missing: 1, .. })
+        Err(Error::ShardMissing { .. })
     ));
+    assert!(!other.path().join("003").exists(), "re-sharded");
     assert!(matches!(
         FanoutCache::builder()
             .shards(0)
             .open(tempfile::tempdir()?.path()),
         Err(Error::NoShards)
     ));
+    Ok(())
+}
+
+/// A FanoutCache of 4 shards with entries in every shard, and its keys.
+fn filled(dir: &std::path::Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let cache = FanoutCache::builder().shards(4).open(dir)?;
+    let keys: Vec<String> = (0..64).map(|i| format!("key-{i}")).collect();
+    for k in &keys {
+        cache.set(k.as_str(), k.as_str())?;
+    }
+    for shard in cache.shards() {
+        assert!(!shard.is_empty()?, "every shard holds entries");
+    }
+    Ok(keys)
+}
+
+#[test]
+fn a_removed_or_replaced_shard_is_refused_never_re_sharded() -> TestResult {
+    // The last shard removed: opening with the right count refuses (its keys are gone), and
+    // nothing is created.
+    let dir = tempfile::tempdir()?;
+    filled(dir.path())?;
+    std::fs::remove_dir_all(dir.path().join("003"))?;
+    let err = FanoutCache::builder()
+        .shards(4)
+        .open(dir.path())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::ShardMissing { missing, .. } if missing == "003"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("restore"), "{err}");
+    assert!(!dir.path().join("003").exists());
+    assert!(matches!(
+        dcache_fanout::detect_shards(dir.path()),
+        Err(Error::ShardLayout { .. }) | Ok(3)
+    ));
+    // A file in place of a shard.
+    let dir = tempfile::tempdir()?;
+    filled(dir.path())?;
+    std::fs::remove_dir_all(dir.path().join("001"))?;
+    std::fs::write(dir.path().join("001"), b"not a shard")?;
+    let err = FanoutCache::builder()
+        .shards(4)
+        .open(dir.path())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::ShardNotADirectory { kind: "a file", .. }),
+        "{err:?}"
+    );
+    assert!(matches!(
+        dcache_fanout::detect_shards(dir.path()),
+        Err(Error::ShardNotADirectory { .. })
+    ));
+    // A stray numbered directory beyond the count.
+    let dir = tempfile::tempdir()?;
+    let keys = filled(dir.path())?;
+    std::fs::create_dir(dir.path().join("004"))?;
+    let err = FanoutCache::builder()
+        .shards(4)
+        .open(dir.path())
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::ShardCountMismatch {
+                found: 5,
+                requested: 4,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // Moved away again, every key is where it was.
+    std::fs::remove_dir(dir.path().join("004"))?;
+    let cache = FanoutCache::builder().shards(4).open(dir.path())?;
+    for k in &keys {
+        assert_eq!(
+            cache.get::<String>(k.as_str())?.as_deref(),
+            Some(k.as_str())
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn a_directory_still_being_created_is_completed() -> TestResult {
+    // python creates its shards one by one: an opener that arrives after 000-002 exist (empty)
+    // creates the rest, and both agree on 8 shards.
+    let dir = tempfile::tempdir()?;
+    for n in 0..3 {
+        dcache_core::Cache::open(dir.path().join(format!("{n:03}")))?;
+    }
+    std::fs::create_dir(dir.path().join("003"))?; // made, its database not yet
+    let cache = FanoutCache::open(dir.path())?;
+    assert_eq!(cache.shard_count(), 8);
+    cache.set("k", 1)?;
+    assert_eq!(dcache_fanout::detect_shards(dir.path())?, 8);
+    Ok(())
+}
+
+#[test]
+fn a_shard_removed_under_a_live_fanout_cache_refuses_writes() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let cache = FanoutCache::builder().shards(2).open(dir.path())?;
+    for i in 0..20 {
+        cache.set(i, i)?;
+    }
+    std::fs::remove_dir_all(dir.path().join("001"))?;
+    let on_removed = (0..100i64)
+        .find(|i| cache.shard_of(*i).ok() == Some(1))
+        .expect("a key of shard 1");
+    let err = cache.set(on_removed, 1).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Cache(dcache_core::Error::FileReplaced {
+                what: "deleted",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    // The other shard goes on.
+    let on_kept = (0..100i64)
+        .find(|i| cache.shard_of(*i).ok() == Some(0))
+        .expect("a key of shard 0");
+    assert!(cache.set(on_kept, 7)?);
     Ok(())
 }
 
