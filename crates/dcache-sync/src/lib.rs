@@ -83,8 +83,8 @@
 //!
 //! | type | stored value | with python |
 //! |---|---|---|
-//! | [`Lock`] | `str` token `"<pid>-<thread>-<n>"` (python: `None`) | presence excludes both ways |
-//! | [`RLock`] | `('<pid>-<thread>', depth)` | identical; ids never collide (different pids) |
+//! | [`Lock`] | `str` token `"<owner id>-<n>"` (python: `None`) | presence excludes both ways |
+//! | [`RLock`] | `('<owner id>', depth)` | identical; ids never collide (see [`owner_id`]) |
 //! | [`BoundedSemaphore`] | `int`, the free permits | identical |
 //! | [`Averager`] | `(total, count)`, `float` and `int` | identical |
 //!
@@ -104,7 +104,7 @@ mod wait;
 
 pub use averager::Averager;
 pub use error::{Error, Result};
-pub use lock::{Lock, LockGuard};
+pub use lock::{FENCE_SUFFIX, Lock, LockGuard};
 pub use rlock::{RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, SemaphoreGuard};
 pub use wait::owner_id;
