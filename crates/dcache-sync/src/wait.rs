@@ -349,7 +349,10 @@ mod tests {
         assert_eq!(parts.len(), 3, "pid-nonce-thread: {me}");
         assert_eq!(parts[0], std::process::id().to_string());
         assert_eq!(parts[1].len(), 32, "{me}");
-        assert!(u128::from_str_radix(parts[1], 16).is_ok_and(|n| n != 0), "{me}");
+        assert!(
+            u128::from_str_radix(parts[1], 16).is_ok_and(|n| n != 0),
+            "{me}"
+        );
         assert!(parts[2].parse::<u64>().is_ok(), "{me}");
         let others: Vec<String> = (0..8)
             .map(|_| std::thread::spawn(owner_id).join().expect("thread"))
