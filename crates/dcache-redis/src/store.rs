@@ -276,8 +276,15 @@ impl<D: DiskFormat> RedisStore<D> {
                 std::thread::sleep(Duration::from_micros(50 * u64::from(attempt.min(100))));
             }
             let outcome = pool.run(what, |s: &mut Session| -> RedisResult<Option<Result<R>>> {
-                s.query::<()>(redis::cmd("WATCH").arg(key))?;
-                let current: Option<Vec<u8>> = s.query(redis::cmd("GET").arg(key))?;
+                // WATCH and GET in one round trip (a plain pipeline, not a transaction).
+                let (current,): (Option<Vec<u8>>,) = s.pipe(
+                    redis::pipe()
+                        .cmd("WATCH")
+                        .arg(key)
+                        .ignore()
+                        .cmd("GET")
+                        .arg(key),
+                )?;
                 let decided = current
                     .as_deref()
                     .map(Codec::<D>::decode)
