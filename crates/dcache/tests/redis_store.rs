@@ -207,6 +207,17 @@ fn a_lost_fence_counter_restarts_above_the_old_tokens() -> TestResult {
     assert!(store.delete(&("fenced", dcache::sync::FENCE_SUFFIX))?);
     let t3 = lock.acquire()?.fencing_token();
     assert!(t3 > t2, "{t3} after {t2}");
+    // Without fencing: no counter, token 0, the same exclusion.
+    let plain = Lock::new(store.clone(), "plain").without_fencing();
+    let g = plain.acquire()?;
+    assert_eq!(g.fencing_token(), 0);
+    assert!(plain.try_acquire()?.is_none());
+    assert!(
+        store
+            .get_entry::<i64>(&("plain", dcache::sync::FENCE_SUFFIX))?
+            .is_none()
+    );
+    g.unlock()?;
     Ok(())
 }
 
