@@ -250,6 +250,27 @@ fn warm_stampede_recomputes_once() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn memoized_computes_once_and_expires() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = store!(dir.path());
+    let square = dcache::Memoized::new(store.clone(), "square").expire(Duration::from_millis(300));
+    let calls = AtomicUsize::new(0);
+    let compute = || -> dcache::Result<i64> {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Ok(144)
+    };
+    for _ in 0..3 {
+        assert_eq!(square.call(&(12,), compute)?, 144);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(store.get_entry::<i64>(&square.key(&(12,)))?.is_some());
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(square.call(&(12,), compute)?, 144);
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "recomputed after expiry");
+    Ok(())
+}
+
 // ----- fencing tokens: 10,000 acquisitions by 8 threads in 2 processes -----
 
 const FENCE_CHILD: &str = "DCACHE_TEST_REDIS_FENCE_DIR";
