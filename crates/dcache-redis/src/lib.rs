@@ -34,6 +34,13 @@
 //! diskcache recipes themselves cannot use Redis (they are written against its SQLite
 //! `Cache`).
 //!
+//! # Servers
+//!
+//! One Redis (6.2 or later) or Valkey server, or the primary of a replicated set, reached by a
+//! `redis://[user:password@]host:port/db` URL (`valkey://` and `redis+unix:///path` work too;
+//! TLS, Sentinel and Redis Cluster are not compiled in: this crate builds the `redis` client
+//! with no optional features).
+//!
 //! # Clocks, durability and failures
 //!
 //! - `now()` is the server's clock (see [`RedisStore`]); expiry is decided by the server, so

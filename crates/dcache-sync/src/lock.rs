@@ -244,15 +244,23 @@ impl<S: Storage, K: Serialize + fmt::Debug> Lock<S, K> {
                 if !self.fencing {
                     return Ok(Some(0));
                 }
-                let fence = self.next_fence()?;
                 // Counted only if still held after the increment: a later holder then
                 // increments later, and gets a larger token.
-                let current = self.store.get_entry::<Value>(&self.key)?;
-                if matches!(&current, Some(e) if e.value.as_str() == Some(token.as_str())) {
-                    Ok(Some(fence))
-                } else {
-                    Ok(None)
+                let fenced = self.next_fence().and_then(|fence| {
+                    let current = self.store.get_entry::<Value>(&self.key)?;
+                    let held =
+                        matches!(&current, Some(e) if e.value.as_str() == Some(token.as_str()));
+                    Ok(held.then_some(fence))
+                });
+                if fenced.is_err() {
+                    // The store failed after the lock was taken: give it back rather than
+                    // leave it held by nobody until it expires (best effort: the store may
+                    // still be failing).
+                    if let Err(e) = self.release(&token) {
+                        log::warn!("releasing lock {:?} after a failed acquire: {e}", self.key);
+                    }
                 }
+                fenced
             },
         )?;
         Ok(won.map(|fence| LockGuard {
