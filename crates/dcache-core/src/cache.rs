@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use dcache_disk::{DbKey, Disk, DiskFormat, FileStore, Mode, SqlRef, SqlValue, Stored, StoredRef};
 use rusqlite::{Connection, OptionalExtension, Row};
@@ -446,8 +446,10 @@ pub(crate) fn pragmas_of(settings: &Settings, full_durability: bool) -> Pragmas 
     }
 }
 
-/// Creates a new, empty directory named `<prefix>-<pid>-<random>` in the system's temporary
-/// directory (what [`Cache::temp`] and `FanoutCache::temp` open).
+/// Creates a new, empty, private directory named `<prefix>-<random>` in the system's temporary
+/// directory (what [`Cache::temp`] and `FanoutCache::temp` open), as python's
+/// `tempfile.mkdtemp` does: mode `0700` on Unix whatever the umask, and a random name created
+/// with `O_EXCL` semantics, so another user can neither read it nor plant it in advance.
 ///
 /// # Errors
 ///
@@ -463,25 +465,18 @@ pub(crate) fn pragmas_of(settings: &Settings, full_durability: bool) -> Pragmas 
 /// ```
 pub fn temp_directory(prefix: &str) -> Result<PathBuf> {
     let base = std::env::temp_dir();
-    let mut last = None;
-    for attempt in 0..16u32 {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = base.join(format!(
-            "{prefix}-{}-{nanos:08x}{attempt:x}",
-            std::process::id()
-        ));
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => return Err(Error::io(&dir, e)),
-        }
+    let prefix = format!("{prefix}-");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).rand_bytes(12);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o700));
     }
-    Err(Error::io(
-        base,
-        last.unwrap_or_else(|| std::io::Error::other("no free temporary name")),
-    ))
+    builder
+        .tempdir_in(&base)
+        .map(tempfile::TempDir::keep)
+        .map_err(|e| Error::io(&base, e))
 }
 
 /// The columns a write stores besides the key and the times.

@@ -493,3 +493,26 @@ fn the_longest_time_to_live_is_stored_as_a_far_expiry() -> TestResult {
     );
     Ok(())
 }
+
+#[cfg(unix)]
+#[test]
+fn temporary_caches_are_private_and_randomly_named() -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    let a = Cache::temp()?;
+    let b = Cache::temp()?;
+    for cache in [&a, &b] {
+        let mode = std::fs::metadata(cache.directory())?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", cache.directory().display());
+        let name = cache
+            .directory()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        // `<prefix>-` then 12 random characters: nothing guessable such as the pid.
+        let random = name.rsplit('-').next().unwrap();
+        assert_eq!(random.len(), 12, "{name}");
+    }
+    assert_ne!(a.directory(), b.directory());
+    Ok(())
+}
