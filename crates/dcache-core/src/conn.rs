@@ -239,7 +239,7 @@ impl DbFiles {
 }
 
 /// Counts one connection in its database's [`DbFiles`] once it has completed an operation
-/// ([`attach`](ConnToken::attach)) until it is dropped, after the connection closes.
+/// ([`attach`](ConnToken::attach)) until it is dropped, just before the connection closes.
 #[derive(Debug)]
 pub(crate) struct ConnToken {
     files: Arc<DbFiles>,
@@ -266,14 +266,19 @@ impl ConnToken {
 }
 
 impl Drop for ConnToken {
+    /// Runs just before the connection closes (the token is the first field of [`Conn`] and
+    /// [`Connected`]). With no attached connection left, the identities are forgotten: SQLite
+    /// may delete `-wal` and `-shm` as this connection closes. Forgetting before the close is
+    /// safe: identities are recorded only inside a write transaction, whose connection holds
+    /// the `-shm` open, and SQLite deletes the files only when no connection holds it.
+    /// Forgetting after the close is not: another thread could compare the files it just
+    /// created with the ones this close deleted.
     fn drop(&mut self) {
-        if !self.attached {
-            return;
-        }
         let mut state = lock(&self.files.state);
-        state.attached = state.attached.saturating_sub(1);
+        if self.attached {
+            state.attached = state.attached.saturating_sub(1);
+        }
         if state.attached == 0 {
-            // SQLite may delete `-wal` and `-shm` as the last connection closes.
             state.ids = None;
         }
     }
@@ -281,11 +286,11 @@ impl Drop for ConnToken {
 
 /// A connection counted in its database's [`DbFiles`].
 pub(crate) struct Connected {
-    pub(crate) sql: Connection,
-    // Dropped after `sql` (fields drop in order), so the count falls once the connection
-    // closed. Held for its `Drop` only.
+    // Dropped before `sql` (fields drop in order): see `ConnToken`'s `Drop`. Held for its
+    // `Drop` only.
     #[allow(dead_code)]
     token: ConnToken,
+    pub(crate) sql: Connection,
 }
 
 impl std::ops::Deref for Connected {
@@ -305,12 +310,13 @@ pub(crate) struct Pragmas {
 
 /// A connection stamped with the process that opened it and the pragma generation it has.
 pub(crate) struct Conn {
+    // Before `sql`: uncounted just before the connection closes (see `ConnToken`'s `Drop`).
+    // Held for its `Drop` only.
+    #[allow(dead_code)]
+    token: ConnToken,
     pub(crate) sql: Connection,
     pid: u32,
     generation: u64,
-    // After `sql`: the connection closes before it is uncounted. Held for its `Drop` only.
-    #[allow(dead_code)]
-    token: ConnToken,
 }
 
 /// How a cache's connections open the database.
