@@ -517,10 +517,10 @@ impl Pool {
                         apply_pragmas(&sql, &pragmas)
                     })?;
                     return Ok(Conn {
+                        token,
                         sql,
                         pid,
                         generation,
-                        token,
                     });
                 }
             }
