@@ -474,15 +474,23 @@ mod sys {
                     }
                     Err(Errno::NOENT) => return Ok(Walk::Missing),
                     Err(Errno::LOOP) => return Err(Retry::Again(unsafe_path(relpath))),
+                    // Linux reports a link opened with O_DIRECTORY | O_NOFOLLOW as ENOTDIR.
+                    // A link, or a directory again (a link swapped in and out), is refused as
+                    // a link; anything else is named.
                     Err(Errno::NOTDIR) => {
-                        let link =
-                            rfs::statat(parent, *name, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
-                                FileType::from_raw_mode(st.st_mode) == FileType::Symlink
-                            });
-                        return Err(Retry::Again(if link {
-                            unsafe_path(relpath)
-                        } else {
-                            Error::io(&at, Errno::NOTDIR.into())
+                        let kind = rfs::statat(parent, *name, AtFlags::SYMLINK_NOFOLLOW)
+                            .map(|st| FileType::from_raw_mode(st.st_mode));
+                        return Err(Retry::Again(match kind {
+                            Ok(FileType::Symlink | FileType::Directory) | Err(_) => {
+                                unsafe_path(relpath)
+                            }
+                            Ok(kind) => Error::io(
+                                &at,
+                                std::io::Error::other(format!(
+                                    "a directory of value files is a {}",
+                                    kind_name(kind).unwrap_or("regular file")
+                                )),
+                            ),
                         }));
                     }
                     Err(e) => return Err(Retry::Fail(Error::io(&at, e.into()))),
