@@ -841,6 +841,40 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any accepted name resolves strictly below the root, at least one directory down,
+        /// through plain components only, and never to the database.
+        #[test]
+        fn accepted_names_stay_in_the_value_file_namespace(
+            name in "([a-z./\\\\]|cache\\.db|\\.\\.|\\x00){0,12}"
+        ) {
+            if let Ok(path) = FileStore::new("/cache").resolve(&name) {
+                let rel = path.strip_prefix("/cache").unwrap();
+                let parts: Vec<_> = rel.components().collect();
+                proptest::prop_assert!(parts.len() >= 2, "{name:?}");
+                for part in parts {
+                    let Component::Normal(part) = part else {
+                        return Err(proptest::test_runner::TestCaseError::fail(format!("{name:?}")));
+                    };
+                    proptest::prop_assert!(!part.to_string_lossy().starts_with("cache.db"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_a_python_disk_subclass_may_pick_are_read_and_removed() -> Result<()> {
+        let dir = tempfile::tempdir().unwrap();
+        let files = FileStore::new(dir.path());
+        fs::create_dir_all(dir.path().join("values/sub")).unwrap();
+        fs::write(dir.path().join("values/sub/my value.bin"), b"abc").unwrap();
+        assert_eq!(files.read("values/sub/my value.bin", 3)?, b"abc");
+        assert_eq!(files.read("values\\sub\\my value.bin", 3)?, b"abc");
+        files.remove("values/sub/my value.bin")?;
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        Ok(())
+    }
+
     #[test]
     fn write_read_remove_round_trip() -> Result<()> {
         let dir = tempfile::tempdir().unwrap();
