@@ -465,6 +465,28 @@ fn a_fifo_in_place_of_a_value_file_never_blocks_any_read() -> TestResult {
         items.iter().any(|r| is_not_a_file(r, "FIFO")),
         "items: {items:?}"
     );
+    // A FIFO in place of a directory of value files: refused as not a directory, at once.
+    cache.set("in-fifo-dir", vec![4u8; 64])?;
+    let name = filename_of(&dir, "in-fifo-dir")?;
+    fs::rename(dir.join(&name[..2]), parent.path().join("moved"))?;
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(dir.join(&name[..2]))
+            .status()?
+            .success()
+    );
+    let c = cache.clone();
+    let r = within("get_bytes through a FIFO directory", move || {
+        c.get_bytes("in-fifo-dir")
+    });
+    assert!(
+        matches!(&r, Err(Error::Disk(DiskError::Io { source, .. })) if source.to_string().contains("FIFO")),
+        "{r:?}"
+    );
+    let c = cache.clone();
+    within("delete through a FIFO directory", move || {
+        c.delete("in-fifo-dir")
+    })?;
     // Nothing is stuck holding the write lock: another handle writes at once.
     let d = dir.clone();
     within("a write from another handle", move || {
