@@ -698,6 +698,8 @@ mod sys {
         path: &Path,
     ) -> Result<(File, Vec<File>), Retry> {
         let dir = path.parent().unwrap_or(root);
+        // Before creating directories (none through a planted link) and after (one swapped in).
+        check_dirs(root, relpath, path).map_err(Retry::Again)?;
         if let Err(e) = fs::create_dir_all(dir) {
             return Err(Retry::Again(Error::io(dir, e)));
         }
