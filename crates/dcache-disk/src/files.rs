@@ -1,4 +1,8 @@
 //! Value files: `hh/hh/<28 hex>.val` below the cache directory.
+//!
+//! A name read from the database is used only if it is a value file name ([`components`]);
+//! on unix it is then walked from a descriptor of the cache directory without following links
+//! (module `sys`), so no check can be raced by a swap before the use.
 
 use std::collections::hash_map::RandomState;
 use std::fs::File;
@@ -396,7 +400,7 @@ mod sys {
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK
     }
 
-    /// What a directory component turned out to be.
+    /// The outcome of opening the directories of a name.
     enum Walk {
         /// All directories, the root first.
         Found(Vec<OwnedFd>),
