@@ -8,21 +8,35 @@ use common::{arg, run, run_with_stdin};
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Python code that prints, for every key of cache `c` in iteration order, the JSON line the
-/// binary's `dump --json` should print for its key and value (the encoding its help states:
-/// scalars as JSON, bytes as base64, big integers, non-finite floats and containers as repr).
+/// binary's `dump --json` should print for its key and value (the structured encoding its help
+/// states: dicts with string keys as objects, lists as arrays, the rest tagged).
 const EXPECTED: &str = r"
 import base64, json, math
+def j(v):
+    t = type(v)
+    if v is None or t in (bool, str):
+        return v
+    if t is int:
+        return v if -2**63 <= v < 2**63 else {'$int': str(v)}
+    if t is float:
+        return v if math.isfinite(v) else {'$float': repr(v)}
+    if t is bytes:
+        return {'$bytes': base64.b64encode(v).decode()}
+    if t is list:
+        return [j(x) for x in v]
+    if t is tuple:
+        return {'$tuple': [j(x) for x in v]}
+    if t is set:
+        return {'$set': [j(x) for x in v]}
+    if t is frozenset:
+        return {'$frozenset': [j(x) for x in v]}
+    if t is dict:
+        if all(type(k) is str for k in v) and not (len(v) == 1 and next(iter(v)).startswith('$')):
+            return {k: j(x) for k, x in v.items()}
+        return {'$dict': [[j(k), j(x)] for k, x in v.items()]}
+    raise TypeError(t)
 def enc(v):
-    t = type(v).__name__
-    if v is None or t in ('bool', 'str'):
-        return v, t
-    if t == 'int':
-        return (v if -2**63 <= v < 2**63 else repr(v)), t
-    if t == 'float':
-        return (v if math.isfinite(v) else repr(v)), t
-    if t == 'bytes':
-        return base64.b64encode(v).decode(), t
-    return repr(v), t
+    return j(v), type(v).__name__
 MISS = object()
 def expected(c):
     for k in c:
@@ -163,7 +177,7 @@ c.close()
     assert_eq!(stats["size_limit"], 1 << 30);
     assert_eq!(stats["settings"]["size_limit"], 268_435_456.0);
 
-    let dump = run(&["dump", d, "--json"]);
+    let dump = run(&["dump", d, "--json", "--max-size", "4096"]);
     assert_eq!(dump.code, 0, "{}", dump.stderr);
     let lines = dump.json_lines();
     assert_eq!(lines.len(), 61);
