@@ -1261,7 +1261,8 @@ fn warning_kind(w: &Warning) -> String {
 }
 
 fn vacuum<D: DiskFormat>(target: &Target<D>, when: When, json: bool) -> Result<Outcome, CliError> {
-    let progress = Progress::start(when, "vacuuming", None, None);
+    let n = target.shards.len();
+    let progress = Progress::start(when, "vacuuming", (n > 1).then_some(n as u64), None);
     let mut before = 0u64;
     let mut after = 0u64;
     for (i, shard) in target.shards.iter().enumerate() {
@@ -1273,6 +1274,7 @@ fn vacuum<D: DiskFormat>(target: &Target<D>, when: When, json: bool) -> Result<O
             CliError::from(e).context(format!("vacuuming {}", shard.directory().display()))
         })?;
         after = after.saturating_add(shard.volume()?);
+        progress.set(i as u64 + 1);
     }
     progress.finish();
     report(
