@@ -13,9 +13,32 @@ use dcache::{Cache, EvictionPolicy, FanoutCache, SetOptions, Tag, Value};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-const COMMANDS: [&str; 14] = [
-    "stats", "keys", "dump", "get", "set", "delete", "touch", "incr", "expire", "evict", "cull",
-    "clear", "check", "vacuum",
+const COMMANDS: [&str; 25] = [
+    "stats",
+    "keys",
+    "dump",
+    "get",
+    "set",
+    "delete",
+    "touch",
+    "incr",
+    "expire",
+    "evict",
+    "cull",
+    "clear",
+    "check",
+    "vacuum",
+    "init",
+    "settings",
+    "add",
+    "push",
+    "pull",
+    "peek",
+    "locks",
+    "unlock",
+    "load",
+    "completions",
+    "man",
 ];
 
 /// A cache with one entry of each kind (culling on writes off, so the expired entry stays).
