@@ -532,7 +532,9 @@ fn stats<D: DiskFormat>(target: &Target<D>, json: bool) -> Result<Outcome, CliEr
         "statistics",
         match (first.statistics, total.stats.hits + total.stats.misses) {
             (true, _) => format!("on: {counts}"),
-            (false, 0) => "off".to_owned(),
+            (false, 0) => "off (no hits or misses are counted; turn it on with `dcache settings \
+                             DIR statistics on`)"
+                .to_owned(),
             (false, _) => format!("off ({counts} recorded while it was on)"),
         },
     );

@@ -97,26 +97,26 @@ impl LockKind {
         }
     }
 
-    /// Who holds it, for people.
+    /// Who holds it, for people: `pid 123 (gone), owner 123-140566816295808, depth 1`.
     fn holder(&self) -> String {
         match self {
             LockKind::PythonLock => "a python process (python's Lock records no holder)".to_owned(),
-            LockKind::Lock { pid, token } => format!("pid {pid} (token {token}){}", alive(*pid)),
+            LockKind::Lock { pid, token } => format!("pid {pid}{}, token {token}", alive(*pid)),
             LockKind::RLock { depth, .. } if *depth <= 0 => "nobody (free)".to_owned(),
-            LockKind::RLock { owner, depth, pid } => format!(
-                "{owner}, depth {depth}{}",
-                pid.map_or_else(String::new, alive)
-            ),
+            LockKind::RLock { owner, depth, pid } => match pid {
+                Some(pid) => format!("pid {pid}{}, owner {owner}, depth {depth}", alive(*pid)),
+                None => format!("owner {owner}, depth {depth}"),
+            },
             LockKind::Semaphore { free } => format!("{free} permits free"),
         }
     }
 }
 
-/// Whether process `pid` runs on this machine: `, alive` or `, gone`.
+/// Whether process `pid` runs on this machine: ` (alive)` or ` (gone)`.
 fn alive(pid: u32) -> String {
     match process_state(pid) {
-        Some(true) => ", alive".to_owned(),
-        Some(false) => ", gone".to_owned(),
+        Some(true) => " (alive)".to_owned(),
+        Some(false) => " (gone)".to_owned(),
         None => String::new(),
     }
 }

@@ -414,7 +414,9 @@ time.sleep(600)
         "{text}"
     );
     assert!(
-        text.contains(&format!("user-lock\trlock\theld by {pid}-")) && text.contains("alive"),
+        text.contains(&format!(
+            "user-lock\trlock\theld by pid {pid} (alive), owner {pid}-"
+        )),
         "{text}"
     );
     assert!(

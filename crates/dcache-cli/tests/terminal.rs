@@ -266,3 +266,39 @@ fn watch_prints_one_line_per_interval_into_a_pipe() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn unlock_asks_on_a_terminal() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let cache = Cache::open(dir.path())?;
+    for answer in ["n", "y"] {
+        cache.set("job-lock", dcache::Value::None)?;
+        let pty = pty(80)?;
+        let mut child = dcache()
+            .args(["unlock", arg(dir.path()), "job-lock"])
+            .stdin(Stdio::from(pty.slave.try_clone()?))
+            .stdout(Stdio::from(pty.slave.try_clone()?))
+            .stderr(Stdio::from(pty.slave.try_clone()?))
+            .spawn()?;
+        drop(pty.slave);
+        let mut master = pty.master.try_clone()?;
+        let seen = collect(pty.master);
+        assert!(
+            wait_until(&seen, Duration::from_secs(10), |t| t.contains("[y/N] ")),
+            "a question: {:?}",
+            text(&seen)
+        );
+        assert!(text(&seen).starts_with("Release lock 'job-lock' held by a python process"));
+        std::io::Write::write_all(&mut master, format!("{answer}\n").as_bytes())?;
+        let status = child.wait()?;
+        if answer == "y" {
+            assert_eq!(status.code(), Some(0));
+            assert!(!cache.contains("job-lock")?);
+        } else {
+            assert_eq!(status.code(), Some(1));
+            assert!(cache.contains("job-lock")?);
+            cache.delete("job-lock")?;
+        }
+    }
+    Ok(())
+}
