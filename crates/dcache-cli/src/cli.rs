@@ -553,10 +553,21 @@ Examples:
 
     /// Print the man page (roff), generated from the same definitions as --help
     #[command(after_help = "\
+`dcache man COMMAND` prints the page dcache-COMMAND(1); --out-dir writes dcache.1 and a
+dcache-COMMAND.1 for every command.
+
 Examples:
-  dcache man > ~/.local/share/man/man1/dcache.1
-  dcache man | man -l -")]
-    Man,
+  dcache man | man -l -
+  dcache man stats | man -l -
+  dcache man --out-dir ~/.local/share/man/man1")]
+    Man {
+        /// The command whose page to print (default: the main page)
+        #[arg(conflicts_with = "out_dir")]
+        command: Option<String>,
+        /// Write every page into DIR instead
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 impl Command {
@@ -586,7 +597,7 @@ impl Command {
             | Command::Locks { dir, .. }
             | Command::Unlock { dir, .. }
             | Command::Load { dir, .. } => Some(dir),
-            Command::Completions { .. } | Command::Man => None,
+            Command::Completions { .. } | Command::Man { .. } => None,
         }
     }
 }

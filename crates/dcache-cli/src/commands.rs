@@ -294,7 +294,7 @@ fn run_command<D: DiskFormat>(cli: &Cli, disk: &D) -> Result<Outcome, CliError> 
         Command::Load { dir, file } => {
             crate::load::load(&open(dir, Access::Write)?, file.as_deref(), global)
         }
-        Command::Completions { .. } | Command::Man => Err(CliError::Usage(
+        Command::Completions { .. } | Command::Man { .. } => Err(CliError::Usage(
             "completions and man are handled before a cache is opened".to_owned(),
         )),
     }

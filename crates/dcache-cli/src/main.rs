@@ -52,7 +52,9 @@ fn main() -> ExitCode {
     logger::install(cli.verbose);
     let result = match &cli.command {
         crate::cli::Command::Completions { shell } => shell::completions(*shell),
-        crate::cli::Command::Man => shell::man(),
+        crate::cli::Command::Man { command, out_dir } => {
+            shell::man(command.as_deref(), out_dir.as_deref())
+        }
         _ => run(&cli),
     };
     exit(result)

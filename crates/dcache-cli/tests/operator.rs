@@ -600,6 +600,20 @@ fn the_man_page_is_generated_from_the_help() {
     for text in ["init", "settings", "unlock", "completions", "\\-\\-json"] {
         assert!(page.contains(text), "{text} in the man page");
     }
+    let stats = run(&["man", "stats"]).out();
+    assert!(stats.contains("dcache\\-stats"), "{stats}");
+    assert!(stats.contains("\\-\\-watch"), "{stats}");
+    assert_eq!(run(&["man", "frobnicate"]).code, 2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert_eq!(run(&["man", "--out-dir", arg(dir.path())]).code, 0);
+    for page in [
+        "dcache.1",
+        "dcache-init.1",
+        "dcache-unlock.1",
+        "dcache-stats.1",
+    ] {
+        assert!(dir.path().join(page).is_file(), "{page}");
+    }
 }
 
 #[test]
