@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Inspect and maintain a dcache or python-diskcache cache directory.
+/// Create, configure, inspect, watch and maintain a dcache or python-diskcache cache directory.
 #[derive(Debug, Parser)]
 #[command(
     name = "dcache",
     version,
-    about = "Inspect and maintain a dcache or python-diskcache cache directory",
+    about = "Create, configure, inspect, watch and maintain a dcache or python-diskcache cache directory",
     after_help = TOP_HELP,
     propagate_version = true
 )]

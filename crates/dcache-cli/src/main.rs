@@ -1,4 +1,5 @@
-//! `dcache`: inspect and maintain a dcache or python-diskcache cache directory.
+//! `dcache`: create, configure, inspect, watch, export and maintain a dcache or
+//! python-diskcache cache directory.
 //!
 //! ```text
 //! $ dcache stats ~/.cache/myapp
@@ -13,12 +14,14 @@
 //! Every command takes the cache directory first and works on a `Cache` (a directory with a
 //! `cache.db`) or a `FanoutCache` (shard directories `000`, `001`, … and no `cache.db` of its
 //! own), written by dcache or by python-diskcache 5.6. Commands that only read open the cache
-//! read-only; only `init` and `settings` change settings. `dcache --help` and `dcache <command> --help`
-//! list the options, with examples.
+//! read-only; only `init` and `settings` change settings. `dcache --help` and
+//! `dcache <command> --help` list the options, with examples; `dcache man` and
+//! `dcache completions SHELL` come from the same definitions.
 //!
-//! Exit codes: 0 done; 1 a miss (`get`, `delete`, `touch`), findings (`check`), entries that
-//! could not be decoded (`keys`, `dump`) or a declined confirmation (`clear`); 2 a usage error
-//! or an error, with a message that names the file and what to do.
+//! Exit codes: 0 done; 1 a miss (`get`, `delete`, `touch`, `pull`, `peek`, `unlock`), a live
+//! key (`add`), findings (`check`), entries that could not be decoded or loaded (`keys`,
+//! `dump`, `load`) or a declined confirmation (`clear`, `unlock`); 2 a usage error or an error,
+//! with a message that names the file and what to do.
 //!
 //! The command is built on the `dcache` facade only and has no SQL of its own.
 

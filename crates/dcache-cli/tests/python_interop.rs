@@ -370,3 +370,50 @@ print(c.get('n'), c.get('config'))
     assert_eq!(seen, "7 {'retries': 3, 'hosts': ['a', 'b']}\n");
     Ok(())
 }
+
+#[test]
+fn a_python_json_disk_cache_is_exported_into_a_pickle_cache_with_its_types() -> TestResult {
+    let py = require_python!();
+    let dir = tempfile::tempdir()?;
+    let src = dir.path().join("json");
+    let dst = dir.path().join("pickle");
+    let (s, d) = (arg(&src), arg(&dst));
+    py.run(
+        r"
+import sys, diskcache
+c = diskcache.Cache(sys.argv[1], disk=diskcache.JSONDisk)
+c.set('doc', {'name': 'ada', 'tags': ['a', 'b'], 'n': 3, 'x': 1.5, 'ok': True, 'none': None})
+c.set(7, [1, 2.0, 'three'], tag='nums')
+c.set('big', 2**80)
+c.set('text', 'héllo')
+c.close()
+",
+        &[s],
+        "",
+    );
+    let dump = run(&["dump", s, "--disk", "json", "--json"]);
+    assert_eq!(dump.code, 0, "{}", dump.stderr);
+    let lines = dump.json_lines();
+    assert_eq!(lines[0]["value"]["tags"], serde_json::json!(["a", "b"]));
+    assert_eq!(run(&["init", d]).code, 0);
+    let load = run_with_stdin(&["load", d], &dump.stdout);
+    assert_eq!(load.code, 0, "{}", load.stderr);
+    let seen = py.run(
+        r"
+import sys, diskcache
+c = diskcache.Cache(sys.argv[1])
+doc = c['doc']
+assert doc == {'name': 'ada', 'tags': ['a', 'b'], 'n': 3, 'x': 1.5, 'ok': True, 'none': None}, doc
+assert list(doc) == ['name', 'tags', 'n', 'x', 'ok', 'none'], list(doc)
+assert type(doc['n']) is int and type(doc['x']) is float and doc['ok'] is True
+v, tag = c.get(7, tag=True)
+assert v == [1, 2.0, 'three'] and type(v[1]) is float and tag == 'nums', (v, tag)
+assert c['big'] == 2**80 and c['text'] == 'héllo'
+print(len(c))
+",
+        &[d],
+        "",
+    );
+    assert_eq!(seen, "4\n");
+    Ok(())
+}
