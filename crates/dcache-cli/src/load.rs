@@ -89,6 +89,47 @@ pub(crate) fn parse_line(text: &str) -> Result<Line, String> {
     })
 }
 
+/// Entries stored per transaction (per shard): one commit for many entries.
+const BATCH: usize = 1000;
+
+/// An entry read and waiting for its batch's transaction.
+struct Pending {
+    line: usize,
+    shard: usize,
+    key: Value,
+    value: Value,
+    opts: SetOptions,
+}
+
+/// Stores the batch, one transaction per shard; returns how many entries were stored.
+fn flush<D: DiskFormat>(target: &Target<D>, batch: &mut Vec<Pending>) -> Result<u64, CliError> {
+    let mut stored = 0u64;
+    for (i, cache) in target.shards.iter().enumerate() {
+        let mine: Vec<&Pending> = batch.iter().filter(|p| p.shard == i).collect();
+        let (Some(first), Some(last)) = (mine.first(), mine.last()) else {
+            continue;
+        };
+        cache
+            .transact(|c| {
+                for p in &mine {
+                    c.set_with(&p.key, &p.value, p.opts.clone())?;
+                }
+                Ok::<(), dcache::Error>(())
+            })
+            .map_err(|e| {
+                CliError::from(e).context(format!(
+                    "storing the entries of lines {} to {} in {}",
+                    first.line,
+                    last.line,
+                    cache.directory().display()
+                ))
+            })?;
+        stored += mine.len() as u64;
+    }
+    batch.clear();
+    Ok(stored)
+}
+
 /// `dcache load`.
 pub(crate) fn load<D: DiskFormat>(
     target: &Target<D>,
@@ -117,6 +158,7 @@ pub(crate) fn load<D: DiskFormat>(
     let progress = Progress::start(global.when, "loading", total, None);
     let now = SystemTime::now();
     let (mut stored, mut expired, mut failed) = (0u64, 0u64, 0u64);
+    let mut batch: Vec<Pending> = Vec::with_capacity(BATCH);
     for (n, line) in BufReader::new(input).lines().enumerate() {
         let line = line.map_err(read_error)?;
         progress.inc();
@@ -139,17 +181,17 @@ pub(crate) fn load<D: DiskFormat>(
                         continue;
                     }
                 };
-                let (_, cache) = target.cache_for(&key)?;
-                cache
-                    .set_with(
-                        &key,
-                        &value,
-                        SetOptions::new().expire_opt(expire).tag_opt(tag),
-                    )
-                    .map_err(|e| {
-                        CliError::from(e).context(format!("line {}: storing key {key}", n + 1))
-                    })?;
-                stored += 1;
+                let (shard, _) = target.cache_for(&key)?;
+                batch.push(Pending {
+                    line: n + 1,
+                    shard: shard.unwrap_or(0),
+                    key,
+                    value,
+                    opts: SetOptions::new().expire_opt(expire).tag_opt(tag),
+                });
+                if batch.len() >= BATCH {
+                    stored += flush(target, &mut batch)?;
+                }
             }
             Err(why) => {
                 failed += 1;
@@ -157,6 +199,7 @@ pub(crate) fn load<D: DiskFormat>(
             }
         }
     }
+    stored += flush(target, &mut batch)?;
     progress.finish();
     let outcome = if failed == 0 {
         Outcome::Done
