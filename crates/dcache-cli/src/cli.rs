@@ -36,7 +36,7 @@ pub(crate) struct Cli {
     pub(crate) json: bool,
 
     /// Show the library's log messages on stderr (-v: warnings and notes, -vv: everything)
-    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
 
     /// No progress lines

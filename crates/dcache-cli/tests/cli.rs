@@ -672,6 +672,11 @@ fn progress_is_quiet_in_pipes_unless_asked_for() -> TestResult {
     );
     assert_eq!(drawn.lines().len(), 7, "stdout is unchanged");
     assert_eq!(run(&["--progress", "never", "dump", d]).stderr, "");
+    assert_eq!(
+        run(&["--progress", "always", "-q", "dump", d]).stderr,
+        "",
+        "-q"
+    );
     assert_eq!(run(&["cull", d]).stderr, "", "cull is quiet when piped");
     let cleared = run(&["--progress", "always", "clear", d, "--yes"]);
     assert!(
