@@ -105,16 +105,16 @@ pub(crate) enum Command {
 Examples:
   dcache stats ~/.cache/myapp
   dcache stats ~/.cache/myapp --json | jq .volume
-
   dcache stats ~/.cache/myapp --watch 2s
 
 Hits and misses are shown when the cache records statistics (the statistics setting; turn it
-on with `dcache settings DIR statistics 1`).
+on with `dcache settings DIR statistics on`).
 
 --watch redraws a screen every INTERVAL (default 1s) on a terminal: entries, volume against
-the size limit, hits, misses, sets and evictions per second, expired entries waiting, and the
-shards of a FanoutCache side by side. Into a pipe it prints one line per interval. Ctrl-C
-stops it.")]
+the size limit, hits and misses per second (from the statistics counters, when on), entries
+stored and removed (evicted, culled, expired or deleted) per second, expired entries waiting,
+and the shards of a FanoutCache side by side. Into a pipe it prints one line per interval
+(a JSON object with --json). Ctrl-C stops it.")]
     Stats {
         /// The cache directory
         dir: PathBuf,
@@ -400,10 +400,12 @@ Settings are python-diskcache's: statistics, tag_index, eviction_policy, size_li
 cull_limit, sqlite_auto_vacuum, sqlite_cache_size, sqlite_journal_mode, sqlite_mmap_size,
 sqlite_synchronous, disk_min_file_size, disk_pickle_protocol (and disk_compress_level for
 JSONDisk). VALUE is checked as python would: booleans take 0/1/true/false/on/off, sizes take
-units (2GiB), eviction_policy and sqlite_journal_mode take their names. On a FanoutCache
-every shard is changed; size_limit is the total, split evenly across the shards (as init and
-python's FanoutCache(size_limit=...) do). Processes that have the cache open see the change when they reopen it
-(python: cache.reset(NAME)).
+units (2GiB), eviction_policy and sqlite_journal_mode take their names. Processes that have
+the cache open see a change when they reopen it (python: cache.reset(NAME)).
+
+On a FanoutCache every shard is changed; size_limit is the total, split evenly across the
+shards as init does. python's FanoutCache passes its own size_limit (1 GiB in all unless
+given) to its shards each time it opens the directory, so there set size_limit in python.
 
 Examples:
   dcache settings ~/.cache/myapp
