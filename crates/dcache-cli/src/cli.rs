@@ -378,7 +378,8 @@ Examples:
 Every python-diskcache setting has an option; the rest keep python's defaults. --disk json
 makes a cache for python's JSONDisk. --setting NAME=VALUE stores any other setting (e.g.
 disk_compress_level=6). A directory that already holds a cache is refused: change its
-settings with `dcache settings`.
+settings with `dcache settings`. With --shards, --size-limit is the total across the shards
+(python's FanoutCache(size_limit=...) passes its own on every open, 1 GiB unless given).
 
 Examples:
   dcache init ~/.cache/myapp
