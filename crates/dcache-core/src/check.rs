@@ -39,8 +39,9 @@ pub enum Warning {
         /// The size in the row.
         recorded: u64,
     },
-    /// A row's filename points outside the cache directory (fix: delete the row; the file it
-    /// names is never touched).
+    /// A row's filename is not a value file name: it points outside the cache directory, or
+    /// names the database, its `-wal`/`-shm`, or something at the top of the directory (fix:
+    /// delete the row; the file it names is never touched).
     UnsafePath {
         /// The filename as stored.
         filename: String,
@@ -107,7 +108,11 @@ impl fmt::Display for Warning {
                 )
             }
             Warning::UnsafePath { filename } => {
-                write!(f, "filename outside the cache directory: {filename:?}")
+                write!(
+                    f,
+                    "filename that is not a value file (outside the directory, the database or \
+                     its top level): {filename:?}"
+                )
             }
             Warning::UnknownFile { path } => write!(f, "unknown file: {}", path.display()),
             Warning::EmptyDir { path } => write!(f, "empty directory: {}", path.display()),
