@@ -1482,10 +1482,10 @@ impl<D: DiskFormat> Cache<D> {
                 Err(e) => Err(e),
             }
         };
-        if fast {
-            // The row is read without a transaction, so a writer may replace the entry and
-            // unlink its old value file before the file is read: then the row is read again.
-            // The same file still referenced and still missing is a damaged entry (a miss).
+        // The row is read without a transaction, so a writer may replace the entry and unlink
+        // its old value file before the file is read: then the row is read again. The same
+        // file still referenced and still missing is a damaged entry (a miss).
+        let read_unlocked = || -> Result<Option<Entry<T>>> {
             let mut missing: Option<(String, Error)> = None;
             for _ in 0..MISSING_FILE_RETRIES {
                 let Some(hit) = self.read_with(&select)? else {
@@ -1512,9 +1512,16 @@ impl<D: DiskFormat> Cache<D> {
             if let Some((_, e)) = missing {
                 log::warn!("dcache: reading a damaged entry as a miss: {e}");
             }
-            return Ok(None);
+            Ok(None)
+        };
+        if fast {
+            return read_unlocked();
         }
-        self.write(|tx| {
+        // Recording the read needs the write lock; reading a value file does not, so the file
+        // is only opened under the lock (to count a hit or a miss as python does: a missing
+        // file is a miss) and read after the commit. Opening never blocks (a FIFO in its place
+        // is refused by the file store), so a slow or hostile file cannot stall other writers.
+        let hit = self.write(|tx| {
             let err = self.sql_err();
             let count = |name: &str| {
                 tx.sql
@@ -1530,14 +1537,25 @@ impl<D: DiskFormat> Cache<D> {
                 return Ok(None);
             };
             let rowid = hit.rowid;
-            let Some(entry) = value(hit)? else {
-                if settings.statistics {
-                    count("misses")?;
-                }
-                return Ok(None);
+            let present = match &hit.value {
+                Fetch::File { filename, size, .. } => match self.files().open(filename, *size) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        let e = Error::from(e);
+                        if !is_missing_file(&e) {
+                            return Err(e);
+                        }
+                        log::warn!("dcache: reading a damaged entry as a miss: {e}");
+                        false
+                    }
+                },
+                Fetch::Decoded(_) => true,
             };
             if settings.statistics {
-                count("hits")?;
+                count(if present { "hits" } else { "misses" })?;
+            }
+            if !present {
+                return Ok(None);
             }
             match settings.eviction_policy {
                 EvictionPolicy::LeastRecentlyUsed => tx
@@ -1554,8 +1572,16 @@ impl<D: DiskFormat> Cache<D> {
                     .map_err(&err)?,
                 _ => 0,
             };
-            Ok(Some(entry))
-        })
+            Ok(Some(hit))
+        })?;
+        let Some(hit) = hit else {
+            return Ok(None);
+        };
+        match value(hit)? {
+            Some(entry) => Ok(Some(entry)),
+            // Replaced or deleted by a writer since the commit: read the row again.
+            None => read_unlocked(),
+        }
     }
 
     /// Removes the live entry for `key` and returns its value (python's `pop`).

@@ -285,7 +285,7 @@ fn parse_u64(name: &str, v: SqlRef<'_>) -> Result<u64> {
 /// Only compared with a whole number of bytes, so rounding down changes nothing.
 fn parse_size_limit(name: &str, v: SqlRef<'_>) -> Result<u64> {
     match v {
-        SqlRef::Real(f) if f.is_finite() && f >= 0.0 && f < 9.0e18 => Ok(f.floor() as u64),
+        SqlRef::Real(f) if (0.0..9.0e18).contains(&f) => Ok(f.floor() as u64),
         _ => parse_u64(name, v),
     }
 }

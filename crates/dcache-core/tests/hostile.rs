@@ -545,3 +545,60 @@ fn handles_opened_and_dropped_by_many_threads_never_see_a_replaced_file() -> Tes
     assert_eq!(cache.len()?, 1 + 4 * 60);
     Ok(())
 }
+
+/// With statistics on, a value file is opened under the write lock (a missing one counts a
+/// miss) and read after the commit; a writer replacing the entry meanwhile never turns a hit
+/// into a miss or a wrong value.
+#[test]
+fn recorded_reads_count_like_python_and_read_files_after_the_commit() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let cache = Cache::builder().statistics(true).open(dir.path())?;
+    let big = |n: u8| vec![n; 64 * 1024];
+    cache.set("file", big(1).as_slice())?;
+    cache.set("gone", big(2).as_slice())?;
+    assert_eq!(cache.get_bytes("file")?, Some(big(1)));
+    // Remove "gone"'s value file behind the cache's back: a miss, counted as one.
+    for path in walk_files(dir.path()) {
+        if std::fs::read(&path)? == big(2) {
+            std::fs::remove_file(path)?;
+        }
+    }
+    assert_eq!(cache.get_bytes("gone")?, None);
+    assert_eq!(cache.get_bytes("absent")?, None);
+    let stats = cache.stats(true, false)?;
+    assert_eq!((stats.hits, stats.misses), (1, 2));
+
+    let writer = {
+        let cache = cache.clone();
+        std::thread::spawn(move || -> Result<(), dcache_core::Error> {
+            for i in 0..200u16 {
+                cache.set("file", vec![(i % 250) as u8 + 3; 64 * 1024].as_slice())?;
+            }
+            Ok(())
+        })
+    };
+    for _ in 0..200 {
+        let value = cache
+            .get_bytes("file")?
+            .expect("never a miss while it is being replaced");
+        assert_eq!(value.len(), 64 * 1024);
+        assert!(value.iter().all(|b| *b == value[0]), "one whole value");
+    }
+    writer.join().expect("no panic")?;
+    let stats = cache.stats(true, false)?;
+    assert_eq!((stats.hits, stats.misses), (201, 2));
+    Ok(())
+}
+
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk_files(&path));
+        } else if path.extension().is_some_and(|e| e == "val") {
+            out.push(path);
+        }
+    }
+    out
+}
