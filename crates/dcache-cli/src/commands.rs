@@ -6,11 +6,12 @@ use std::time::SystemTime;
 
 use dcache::cache::{EntryInfo, EntryQuery, Summary};
 use dcache::disk::Mode;
-use dcache::{Cache, DiskFormat, SetOptions, Tag, Value, Warning};
+use dcache::{Cache, DiskFormat, PushOptions, SetOptions, Side, Tag, Value, Warning};
 use serde::Serialize;
 
 use crate::cli::{Cli, Command, KeyType, ValueType, When};
 use crate::error::CliError;
+use crate::jsonvalue;
 use crate::progress::Progress;
 use crate::render;
 use crate::target::{Access, Kind, Target};
@@ -31,38 +32,56 @@ const TERMINAL_BYTES_LIMIT: u64 = 4096;
 /// Runs the command with the cache's disk `disk`. An error whose message names no file is
 /// given the cache directory.
 pub(crate) fn run<D: DiskFormat>(cli: &Cli, disk: &D) -> Result<Outcome, CliError> {
-    run_command(cli, disk).map_err(|e| match e {
-        CliError::Cache(_) if !e.names_a_path() => {
-            let dir = cli.command.dir().display().to_string();
-            e.context(dir)
+    run_command(cli, disk).map_err(|e| match (e, cli.command.dir()) {
+        (e @ CliError::Cache(_), Some(dir)) if !e.names_a_path() => {
+            e.context(dir.display().to_string())
         }
-        other => other,
+        (other, _) => other,
     })
+}
+
+/// The options every command reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Global {
+    /// When to draw progress (`Never` with `-q`).
+    pub(crate) when: When,
+    /// JSON output.
+    pub(crate) json: bool,
+    /// The write timeout.
+    pub(crate) timeout: std::time::Duration,
 }
 
 fn run_command<D: DiskFormat>(cli: &Cli, disk: &D) -> Result<Outcome, CliError> {
     let open = |dir: &Path, access: Access| Target::open(dir, disk.clone(), access, cli.timeout);
-    let when = cli.progress;
+    let when = if cli.quiet { When::Never } else { cli.progress };
+    let json = cli.json;
+    let global = Global {
+        when,
+        json,
+        timeout: cli.timeout,
+    };
     match &cli.command {
-        Command::Stats { dir, json } => stats(&open(dir, Access::Read)?, *json),
+        Command::Stats { dir, watch: None } => stats(&open(dir, Access::Read)?, json),
+        Command::Stats {
+            dir,
+            watch: Some(interval),
+        } => crate::watch::watch(&open(dir, Access::Read)?, *interval, json),
         Command::Keys {
             dir,
             limit,
             reverse,
             tag,
-            json,
         } => {
             let listing = Listing {
                 limit: *limit,
                 reverse: *reverse,
                 tag: tag.as_deref().map(Tag::from),
-                json: *json,
+                json,
             };
             keys(&open(dir, Access::Read)?, &listing)
         }
         Command::Dump {
             dir,
-            json,
             max_size,
             limit,
             reverse,
@@ -72,9 +91,10 @@ fn run_command<D: DiskFormat>(cli: &Cli, disk: &D) -> Result<Outcome, CliError> 
                 limit: *limit,
                 reverse: *reverse,
                 tag: tag.as_deref().map(Tag::from),
-                json: *json,
+                json,
             };
-            dump(&open(dir, Access::Read)?, &listing, *max_size, when)
+            let max_size = max_size.unwrap_or(if json { u64::MAX } else { 4096 });
+            dump(&open(dir, Access::Read)?, &listing, max_size, when)
         }
         Command::Get {
             dir,
@@ -85,31 +105,38 @@ fn run_command<D: DiskFormat>(cli: &Cli, disk: &D) -> Result<Outcome, CliError> 
             &open(dir, Access::Read)?,
             &typed(key, *key_type)?,
             !*no_newline,
+            json,
         ),
-        Command::Set {
-            dir,
-            key,
-            value,
-            key_type,
-            value_type,
-            expire,
-            tag,
-        } => {
-            let key = typed(key, *key_type)?;
-            let value = match value {
-                Some(v) if !value_type.stdin => Some(typed_value(v, *value_type)?),
+        Command::Set(store) | Command::Add(store) => {
+            let add = matches!(cli.command, Command::Add(_));
+            let key = typed(&store.key, store.key_type)?;
+            let value = match &store.value {
+                Some(v) if !store.value_type.stdin => Some(typed_value(v, store.value_type)?),
                 _ => None,
             };
             let opts = SetOptions::new()
-                .expire_opt(*expire)
-                .tag_opt(tag.as_deref().map(Tag::from));
-            set(&open(dir, Access::Write)?, &key, value.as_ref(), opts)
+                .expire_opt(store.expire)
+                .tag_opt(store.tag.as_deref().map(Tag::from));
+            set(
+                &open(&store.dir, Access::Write)?,
+                &key,
+                value.as_ref(),
+                opts,
+                add,
+                json,
+            )
         }
         Command::Delete { dir, key, key_type } => {
             let key = typed(key, *key_type)?;
             let target = open(dir, Access::Write)?;
             let (_, cache) = target.cache_for(&key)?;
-            Ok(found(cache.delete(&key)?, &key, &target))
+            let deleted = cache.delete(&key)?;
+            if json {
+                print_json(&serde_json::json!({
+                    "key": jsonvalue::to_json(&key), "deleted": deleted,
+                }))?;
+            }
+            Ok(found(deleted, &key, &target))
         }
         Command::Touch {
             dir,
@@ -120,7 +147,14 @@ fn run_command<D: DiskFormat>(cli: &Cli, disk: &D) -> Result<Outcome, CliError> 
             let key = typed(key, *key_type)?;
             let target = open(dir, Access::Write)?;
             let (_, cache) = target.cache_for(&key)?;
-            Ok(found(cache.touch(&key, *expire)?, &key, &target))
+            let touched = cache.touch(&key, *expire)?;
+            if json {
+                print_json(&serde_json::json!({
+                    "key": jsonvalue::to_json(&key), "touched": touched,
+                    "expire_time": expire.map(|d| unix_seconds(SystemTime::now() + d)),
+                }))?;
+            }
+            Ok(found(touched, &key, &target))
         }
         Command::Incr {
             dir,
@@ -132,18 +166,20 @@ fn run_command<D: DiskFormat>(cli: &Cli, disk: &D) -> Result<Outcome, CliError> 
             let target = open(dir, Access::Write)?;
             let (_, cache) = target.cache_for(&key)?;
             let value = cache.incr(&key, *delta)?;
-            let mut out = stdout();
-            writeln!(out, "{value}").map_err(write_error)?;
-            out.flush().map_err(write_error)?;
-            Ok(Outcome::Done)
+            report(
+                json,
+                &value.to_string(),
+                &serde_json::json!({"key": jsonvalue::to_json(&key), "value": value}),
+            )
         }
         Command::Expire { dir } => {
             let target = open(dir, Access::Write)?;
             let removed = bulk(&target, when, "expiring", false, Cache::expire)?;
-            say(&format!(
-                "removed {removed} expired {}",
-                entries_word(removed)
-            ))
+            report(
+                json,
+                &format!("removed {removed} expired {}", entries_word(removed)),
+                &serde_json::json!({ "removed": removed }),
+            )
         }
         Command::Evict { dir, tag, tag_type } => {
             let tag_value = typed(tag, *tag_type)?;
@@ -156,14 +192,20 @@ fn run_command<D: DiskFormat>(cli: &Cli, disk: &D) -> Result<Outcome, CliError> 
             };
             let target = open(dir, Access::Write)?;
             let removed = bulk(&target, when, "evicting", false, |c| c.evict(tag.clone()))?;
-            say(&format!(
-                "removed {removed} {} tagged {}",
-                entries_word(removed),
-                render::text(&render::tag_value(&tag))
-            ))
+            report(
+                json,
+                &format!(
+                    "removed {removed} {} tagged {}",
+                    entries_word(removed),
+                    render::text(&render::tag_value(&tag))
+                ),
+                &serde_json::json!({
+                    "removed": removed, "tag": jsonvalue::to_json(&render::tag_value(&tag)),
+                }),
+            )
         }
-        Command::Cull { dir } => cull(&open(dir, Access::Write)?, when),
-        Command::Clear { dir, yes } => clear(&open(dir, Access::Write)?, *yes, when),
+        Command::Cull { dir } => cull(&open(dir, Access::Write)?, when, json),
+        Command::Clear { dir, yes } => clear(&open(dir, Access::Write)?, *yes, when, json),
         Command::Check { dir, fix } => {
             let access = if *fix { Access::Write } else { Access::Read };
             let target = open(dir, access)?;
@@ -172,21 +214,107 @@ fn run_command<D: DiskFormat>(cli: &Cli, disk: &D) -> Result<Outcome, CliError> 
                     path: shard.directory().to_path_buf(),
                 }));
             }
-            check(&target, *fix, when)
+            check(&target, *fix, when, json)
         }
-        Command::Vacuum { dir } => vacuum(&open(dir, Access::Write)?, when),
+        Command::Vacuum { dir } => vacuum(&open(dir, Access::Write)?, when, json),
+        Command::Init {
+            dir,
+            shards,
+            settings,
+        } => crate::admin::init(dir, *shards, settings, disk, global),
+        Command::Settings { dir, name, value } => crate::admin::settings(
+            &open(
+                dir,
+                if value.is_some() {
+                    Access::Write
+                } else {
+                    Access::Read
+                },
+            )?,
+            name.as_deref(),
+            value.as_deref(),
+            json,
+        ),
+        Command::Push {
+            dir,
+            value,
+            value_type,
+            queue,
+            front,
+            expire,
+            tag,
+        } => {
+            let value = match value {
+                Some(v) if !value_type.stdin => typed_value(v, *value_type)?,
+                _ => {
+                    let mut bytes = Vec::new();
+                    std::io::stdin()
+                        .lock()
+                        .read_to_end(&mut bytes)
+                        .map_err(|e| CliError::Io {
+                            what: "reading standard input",
+                            source: e,
+                        })?;
+                    Value::Bytes(bytes)
+                }
+            };
+            let mut opts = PushOptions::new().side(if *front { Side::Front } else { Side::Back });
+            opts.set = SetOptions::new()
+                .expire_opt(*expire)
+                .tag_opt(tag.as_deref().map(Tag::from));
+            if let Some(prefix) = &queue.prefix {
+                opts = opts.prefix(prefix.clone());
+            }
+            let target = open(dir, Access::Write)?;
+            crate::queue::push(&target, &value, opts, json)
+        }
+        Command::Pull { dir, queue, back } | Command::Peek { dir, queue, back } => {
+            let remove = matches!(cli.command, Command::Pull { .. });
+            let target = open(dir, Access::Write)?;
+            crate::queue::pull(
+                &target,
+                queue.prefix.as_deref(),
+                if *back { Side::Back } else { Side::Front },
+                remove,
+                json,
+            )
+        }
+        Command::Locks { dir, semaphores } => {
+            crate::locks::list(&open(dir, Access::Read)?, *semaphores, json)
+        }
+        Command::Unlock {
+            dir,
+            key,
+            key_type,
+            yes,
+        } => {
+            let key = typed(key, *key_type)?;
+            crate::locks::unlock(&open(dir, Access::Write)?, &key, *yes, json)
+        }
+        Command::Load { dir, file } => {
+            crate::load::load(&open(dir, Access::Write)?, file.as_deref(), global)
+        }
+        Command::Completions { .. } | Command::Man { .. } => Err(CliError::Usage(
+            "completions and man are handled before a cache is opened".to_owned(),
+        )),
     }
 }
 
 // ----- arguments -----
 
 /// A key (or tag) argument as a typed value.
-fn typed(text: &str, ty: KeyType) -> Result<Value, CliError> {
+pub(crate) fn typed(text: &str, ty: KeyType) -> Result<Value, CliError> {
     parse_typed(text, ty.int, ty.float, ty.bytes_hex, "key")
 }
 
 /// `set`'s value argument as a typed value.
-fn typed_value(text: &str, ty: ValueType) -> Result<Value, CliError> {
+pub(crate) fn typed_value(text: &str, ty: ValueType) -> Result<Value, CliError> {
+    if ty.value_json {
+        let json: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| CliError::Usage(format!("--value-json: {text:?} is not JSON: {e}")))?;
+        return jsonvalue::from_json(&json)
+            .map_err(|e| CliError::Usage(format!("--value-json: {e}")));
+    }
     parse_typed(
         text,
         ty.value_int,
@@ -228,21 +356,41 @@ fn parse_typed(
 
 // ----- output -----
 
-type Out = BufWriter<std::io::StdoutLock<'static>>;
+pub(crate) type Out = BufWriter<std::io::StdoutLock<'static>>;
 
-fn stdout() -> Out {
+/// Buffered standard output.
+pub(crate) fn stdout() -> Out {
     BufWriter::new(std::io::stdout().lock())
 }
 
-fn write_error(e: std::io::Error) -> CliError {
+/// An error writing standard output.
+pub(crate) fn write_error(e: std::io::Error) -> CliError {
     CliError::Io {
         what: "writing to standard output",
         source: e,
     }
 }
 
+/// Prints one JSON document on a line.
+pub(crate) fn print_json(doc: &serde_json::Value) -> Result<(), CliError> {
+    let mut out = stdout();
+    writeln!(out, "{doc}")
+        .and_then(|()| out.flush())
+        .map_err(write_error)
+}
+
+/// Prints `doc` with `--json`, else the line `text`.
+pub(crate) fn report(json: bool, text: &str, doc: &serde_json::Value) -> Result<Outcome, CliError> {
+    if json {
+        print_json(doc)?;
+        Ok(Outcome::Done)
+    } else {
+        say(text)
+    }
+}
+
 /// Prints one line of human output.
-fn say(line: &str) -> Result<Outcome, CliError> {
+pub(crate) fn say(line: &str) -> Result<Outcome, CliError> {
     let mut out = stdout();
     writeln!(out, "{line}")
         .and_then(|()| out.flush())
@@ -250,12 +398,13 @@ fn say(line: &str) -> Result<Outcome, CliError> {
     Ok(Outcome::Done)
 }
 
-fn entries_word(n: u64) -> &'static str {
+/// `entry` or `entries`.
+pub(crate) fn entries_word(n: u64) -> &'static str {
     if n == 1 { "entry" } else { "entries" }
 }
 
 /// `Done` when the key was found; a note on stderr and `NotDone` when not.
-fn found<D: DiskFormat>(found: bool, key: &Value, target: &Target<D>) -> Outcome {
+pub(crate) fn found<D: DiskFormat>(found: bool, key: &Value, target: &Target<D>) -> Outcome {
     if found {
         Outcome::Done
     } else {
@@ -383,7 +532,9 @@ fn stats<D: DiskFormat>(target: &Target<D>, json: bool) -> Result<Outcome, CliEr
         "statistics",
         match (first.statistics, total.stats.hits + total.stats.misses) {
             (true, _) => format!("on: {counts}"),
-            (false, 0) => "off".to_owned(),
+            (false, 0) => "off (no hits or misses are counted; turn it on with `dcache settings \
+                             DIR statistics on`)"
+                .to_owned(),
             (false, _) => format!("off ({counts} recorded while it was on)"),
         },
     );
@@ -725,8 +876,34 @@ fn dump<D: DiskFormat>(
 
 // ----- single keys -----
 
-fn get<D: DiskFormat>(target: &Target<D>, key: &Value, newline: bool) -> Result<Outcome, CliError> {
+fn get<D: DiskFormat>(
+    target: &Target<D>,
+    key: &Value,
+    newline: bool,
+    json: bool,
+) -> Result<Outcome, CliError> {
     let (_, cache) = target.cache_for(key)?;
+    if json {
+        let Some(entry) = cache.get_value(key)? else {
+            print_json(
+                &serde_json::json!({"key": jsonvalue::to_json(key), "value": null, "found": false}),
+            )?;
+            return Ok(found(false, key, target));
+        };
+        let tag = entry
+            .tag
+            .as_ref()
+            .map(|t| jsonvalue::to_json(&render::tag_value(t)));
+        print_json(&serde_json::json!({
+            "key": jsonvalue::to_json(key),
+            "found": true,
+            "value": jsonvalue::to_json(&entry.value),
+            "value_type": entry.value.type_name(),
+            "expire_time": entry.expire_time.map(unix_seconds),
+            "tag": tag,
+        }))?;
+        return Ok(Outcome::Done);
+    }
     let Some(info) = cache.entry_info(key)? else {
         return Ok(found(false, key, target));
     };
@@ -761,7 +938,7 @@ fn get<D: DiskFormat>(target: &Target<D>, key: &Value, newline: bool) -> Result<
 /// Prints a value for `get`: bytes raw (as python's repr on a terminal, refused there when
 /// large), text as it is, anything else as python's repr; text and repr end with a newline
 /// when asked.
-fn print_value(
+pub(crate) fn print_value(
     value: &Value,
     terminal: bool,
     newline: bool,
@@ -806,22 +983,52 @@ fn set<D: DiskFormat>(
     key: &Value,
     value: Option<&Value>,
     opts: SetOptions,
+    add: bool,
+    json: bool,
 ) -> Result<Outcome, CliError> {
     let (_, cache) = target.cache_for(key)?;
-    if let Some(value) = value {
-        cache.set_with(key, value, opts)?;
-    } else {
-        let mut stdin = std::io::stdin().lock();
-        let reader: &mut dyn Read = &mut stdin;
-        cache.set_reader(key, reader, opts)?;
+    let stored = match (value, add) {
+        (Some(value), false) => {
+            cache.set_with(key, value, opts)?;
+            true
+        }
+        (Some(value), true) => cache.add_with(key, value, opts)?,
+        (None, false) => {
+            let mut stdin = std::io::stdin().lock();
+            let reader: &mut dyn Read = &mut stdin;
+            cache.set_reader(key, reader, opts)?;
+            true
+        }
+        (None, true) => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut bytes)
+                .map_err(|e| CliError::Io {
+                    what: "reading standard input",
+                    source: e,
+                })?;
+            cache.add_with(key, Value::Bytes(bytes), opts)?
+        }
+    };
+    if json {
+        print_json(&serde_json::json!({"key": jsonvalue::to_json(key), "stored": stored}))?;
     }
-    Ok(Outcome::Done)
+    if stored {
+        Ok(Outcome::Done)
+    } else {
+        eprintln!(
+            "dcache: key {key} already has a live entry in {}; not changed",
+            target.dir.display()
+        );
+        Ok(Outcome::NotDone)
+    }
 }
 
 // ----- bulk operations -----
 
 /// The entries of every shard, or `None` when one cannot be read.
-fn total_len<D: DiskFormat>(shards: &[Cache<D>]) -> Option<u64> {
+pub(crate) fn total_len<D: DiskFormat>(shards: &[Cache<D>]) -> Option<u64> {
     shards
         .iter()
         .try_fold(0u64, |acc, s| s.len().ok().map(|n| acc + n))
@@ -853,7 +1060,7 @@ fn bulk<D: DiskFormat>(
     Ok(total)
 }
 
-fn cull<D: DiskFormat>(target: &Target<D>, when: When) -> Result<Outcome, CliError> {
+fn cull<D: DiskFormat>(target: &Target<D>, when: When, json: bool) -> Result<Outcome, CliError> {
     let removed = bulk(target, when, "culling", false, Cache::cull)?;
     let mut volume = 0u64;
     let mut limit = 0u64;
@@ -861,15 +1068,24 @@ fn cull<D: DiskFormat>(target: &Target<D>, when: When) -> Result<Outcome, CliErr
         volume = volume.saturating_add(shard.volume()?);
         limit = limit.saturating_add(shard.settings().size_limit);
     }
-    say(&format!(
-        "removed {removed} {}; volume {} (size limit {})",
-        entries_word(removed),
-        render::human_size(volume),
-        render::human_size(limit)
-    ))
+    report(
+        json,
+        &format!(
+            "removed {removed} {}; volume {} (size limit {})",
+            entries_word(removed),
+            render::human_size(volume),
+            render::human_size(limit)
+        ),
+        &serde_json::json!({"removed": removed, "volume": volume, "size_limit": limit}),
+    )
 }
 
-fn clear<D: DiskFormat>(target: &Target<D>, yes: bool, when: When) -> Result<Outcome, CliError> {
+fn clear<D: DiskFormat>(
+    target: &Target<D>,
+    yes: bool,
+    when: When,
+    json: bool,
+) -> Result<Outcome, CliError> {
     let entries = total_len(&target.shards).unwrap_or(0);
     if !yes {
         let question = format!(
@@ -889,12 +1105,16 @@ fn clear<D: DiskFormat>(target: &Target<D>, yes: bool, when: When) -> Result<Out
         }
     }
     let removed = bulk(target, when, "clearing", true, Cache::clear)?;
-    say(&format!("removed {removed} {}", entries_word(removed)))
+    report(
+        json,
+        &format!("removed {removed} {}", entries_word(removed)),
+        &serde_json::json!({ "removed": removed }),
+    )
 }
 
 /// Asks `question` on `prompt` and reads the answer from `input`: true for `y` or `yes`.
 /// Refuses (an error) when standard input is not a terminal: nobody is there to answer.
-fn confirm(
+pub(crate) fn confirm(
     question: &str,
     terminal: bool,
     input: &mut impl BufRead,
@@ -922,7 +1142,12 @@ fn confirm(
     ))
 }
 
-fn check<D: DiskFormat>(target: &Target<D>, fix: bool, when: When) -> Result<Outcome, CliError> {
+fn check<D: DiskFormat>(
+    target: &Target<D>,
+    fix: bool,
+    when: When,
+    json: bool,
+) -> Result<Outcome, CliError> {
     let run = |fix: bool, label: &str| -> Result<Vec<(usize, Warning)>, CliError> {
         let n = target.shards.len();
         let progress = Progress::start(when, label, (n > 1).then_some(n as u64), None);
@@ -941,6 +1166,37 @@ fn check<D: DiskFormat>(target: &Target<D>, fix: bool, when: When) -> Result<Out
         Ok(findings)
     };
     let findings = run(fix, if fix { "repairing" } else { "checking" })?;
+    if json {
+        let remaining = if fix {
+            run(false, "checking again")?
+        } else {
+            findings.clone()
+        };
+        let list = |items: &[(usize, Warning)]| -> Vec<serde_json::Value> {
+            items
+                .iter()
+                .map(|(i, w)| {
+                    serde_json::json!({
+                        "shard": target.shard_number(*i),
+                        "kind": warning_kind(w),
+                        "message": w.to_string(),
+                    })
+                })
+                .collect()
+        };
+        print_json(&serde_json::json!({
+            "directory": target.dir.display().to_string(),
+            "ok": remaining.is_empty(),
+            "fixed": fix,
+            "findings": list(&findings),
+            "remaining": list(&remaining),
+        }))?;
+        return Ok(if remaining.is_empty() {
+            Outcome::Done
+        } else {
+            Outcome::NotDone
+        });
+    }
     let mut out = stdout();
     for (i, warning) in &findings {
         let verb = if fix { "fixing: " } else { "" };
@@ -985,8 +1241,30 @@ fn check<D: DiskFormat>(target: &Target<D>, fix: bool, when: When) -> Result<Out
     })
 }
 
-fn vacuum<D: DiskFormat>(target: &Target<D>, when: When) -> Result<Outcome, CliError> {
-    let progress = Progress::start(when, "vacuuming", None, None);
+/// A finding's kind for JSON: its variant name in snake case (`missing_file`).
+fn warning_kind(w: &Warning) -> String {
+    let debug = format!("{w:?}");
+    let name = debug
+        .split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or_default();
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn vacuum<D: DiskFormat>(target: &Target<D>, when: When, json: bool) -> Result<Outcome, CliError> {
+    let n = target.shards.len();
+    let progress = Progress::start(when, "vacuuming", (n > 1).then_some(n as u64), None);
     let mut before = 0u64;
     let mut after = 0u64;
     for (i, shard) in target.shards.iter().enumerate() {
@@ -998,13 +1276,18 @@ fn vacuum<D: DiskFormat>(target: &Target<D>, when: When) -> Result<Outcome, CliE
             CliError::from(e).context(format!("vacuuming {}", shard.directory().display()))
         })?;
         after = after.saturating_add(shard.volume()?);
+        progress.set(i as u64 + 1);
     }
     progress.finish();
-    say(&format!(
-        "volume {} -> {}",
-        render::human_size(before),
-        render::human_size(after)
-    ))
+    report(
+        json,
+        &format!(
+            "volume {} -> {}",
+            render::human_size(before),
+            render::human_size(after)
+        ),
+        &serde_json::json!({"volume_before": before, "volume_after": after}),
+    )
 }
 
 #[cfg(test)]

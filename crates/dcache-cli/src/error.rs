@@ -71,6 +71,9 @@ impl CliError {
                         Disk::MissingFile { .. }
                             | Disk::SizeMismatch { .. }
                             | Disk::UnsafePath { .. }
+                            | Disk::NotAValueFile { .. }
+                            | Disk::NotAFile { .. }
+                            | Disk::TooLarge { .. }
                             | Disk::Io { .. }
                     )
             ),
@@ -100,9 +103,20 @@ impl CliError {
                  is damaged: `dcache delete DIR KEY` removes it"
                     .to_owned(),
             ),
-            dcache::Error::Disk(Disk::MissingFile { .. } | Disk::SizeMismatch { .. }) => Some(
-                "a value file is missing or damaged: `dcache check DIR --fix` removes the \
-                 entries that lost their files"
+            dcache::Error::Disk(
+                Disk::MissingFile { .. }
+                | Disk::SizeMismatch { .. }
+                | Disk::NotAValueFile { .. }
+                | Disk::NotAFile { .. }
+                | Disk::UnsafePath { .. },
+            ) => Some(
+                "a value file is missing, damaged or not a value file: `dcache check DIR --fix` \
+                 removes the entries that lost their files"
+                    .to_owned(),
+            ),
+            dcache::Error::Disk(Disk::TooLarge { .. }) => Some(
+                "the value is larger than what is read into memory at once: `dcache get DIR KEY \
+                 > FILE` streams a bytes value to a file"
                     .to_owned(),
             ),
             _ => None,

@@ -1,4 +1,5 @@
-//! A progress line on stderr for long operations, redrawn ten times a second by a thread.
+//! A progress line on stderr for long operations, redrawn ten times a second by a thread:
+//! count, rate, time left, cut to the terminal's width.
 //!
 //! Hand-written rather than indicatif: one line with a bar, a count and the elapsed time is
 //! all the command needs, and indicatif would add five crates (`console`, `unicode-width`,
@@ -12,6 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::cli::When;
+use crate::units::human_duration;
 
 /// How often the line is redrawn.
 const TICK: Duration = Duration::from_millis(100);
@@ -136,11 +138,21 @@ fn draw(shared: &Shared, started: Instant, frame: usize) -> bool {
         (total > 0).then_some(total),
         started.elapsed(),
         frame,
+        stderr_width(),
     );
     let mut err = std::io::stderr().lock();
     write!(err, "\r\x1b[2K{line}")
         .and_then(|()| err.flush())
         .is_ok()
+}
+
+/// The width of the terminal stderr is on (80 when unknown).
+fn stderr_width() -> usize {
+    rustix::termios::tcgetwinsize(std::io::stderr())
+        .ok()
+        .map(|w| usize::from(w.ws_col))
+        .filter(|w| *w > 0)
+        .unwrap_or(80)
 }
 
 fn draw_loop(shared: &Shared, started: Instant, poll: Option<&(dyn Fn() -> Option<u64> + Send)>) {
@@ -177,32 +189,66 @@ fn clear_line() {
     }
 }
 
-/// One frame: `dumping [#########...............]  37% 3700/10000 1.2s`, or without a total
-/// `checking | 3700 1.2s`.
+/// One frame, cut to `width` columns so it never wraps (a wrapped line cannot be redrawn in
+/// place): `dumping [######..................]  25% 250/1000 166/s 4s left`, or without a
+/// total `culling | 3700 1234/s 3.0s`. The bar shrinks first when the line is too wide.
 pub(crate) fn render(
     label: &str,
     done: u64,
     total: Option<u64>,
     elapsed: Duration,
     frame: usize,
+    width: usize,
 ) -> String {
     let secs = elapsed.as_secs_f64();
-    if let Some(total) = total {
+    // A rate needs a moment of history to mean anything.
+    let rate = (secs >= 0.5 && done > 0).then(|| done as f64 / secs);
+    let rate_text = rate.map_or_else(String::new, |r| format!(" {}/s", per_second(r)));
+    let line = if let Some(total) = total {
         let fraction = (done as f64 / total as f64).clamp(0.0, 1.0);
-        let filled = (fraction * BAR as f64).round() as usize;
-        format!(
-            "{label} [{}{}] {:>3}% {done}/{total} {secs:.1}s",
-            "#".repeat(filled),
-            ".".repeat(BAR - filled),
-            (fraction * 100.0).floor() as u64,
-        )
+        let left = match rate {
+            Some(r) if done < total => format!(
+                " {} left",
+                human_duration(Duration::from_secs_f64(
+                    ((total - done) as f64 / r).min(1e9)
+                ))
+            ),
+            _ => format!(" {secs:.1}s"),
+        };
+        let tail = format!(
+            " {:>3}% {done}/{total}{rate_text}{left}",
+            (fraction * 100.0).floor() as u64
+        );
+        // The bar takes what is left of the width, up to BAR, at least 5, or goes.
+        let room = width.saturating_sub(label.chars().count() + tail.chars().count() + 4);
+        let bar = room.min(BAR);
+        if bar >= 5 {
+            let filled = (fraction * bar as f64).round() as usize;
+            format!(
+                "{label} [{}{}]{tail}",
+                "#".repeat(filled),
+                ".".repeat(bar - filled)
+            )
+        } else {
+            format!("{label}{tail}")
+        }
     } else {
         let spin = SPIN[frame % SPIN.len()];
         if done > 0 {
-            format!("{label} {spin} {done} {secs:.1}s")
+            format!("{label} {spin} {done}{rate_text} {secs:.1}s")
         } else {
             format!("{label} {spin} {secs:.1}s")
         }
+    };
+    // Leave the last column free: some terminals wrap when it is written.
+    crate::watch::truncate(&line, width.saturating_sub(1).max(1))
+}
+
+fn per_second(r: f64) -> String {
+    if r >= 10.0 {
+        format!("{r:.0}")
+    } else {
+        format!("{r:.1}")
     }
 }
 
@@ -211,23 +257,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn frames_show_a_bar_a_count_and_the_time() {
+    fn frames_show_a_bar_a_count_a_rate_and_the_time_left() {
         assert_eq!(
-            render("dumping", 250, Some(1000), Duration::from_millis(1500), 0),
-            "dumping [######..................]  25% 250/1000 1.5s"
+            render(
+                "dumping",
+                250,
+                Some(1000),
+                Duration::from_millis(1500),
+                0,
+                80
+            ),
+            "dumping [######..................]  25% 250/1000 167/s 4s left"
         );
         assert_eq!(
-            render("dumping", 2000, Some(1000), Duration::ZERO, 0),
+            render("dumping", 2000, Some(1000), Duration::ZERO, 0, 80),
             "dumping [########################] 100% 2000/1000 0.0s"
         );
         assert_eq!(
-            render("checking", 0, None, Duration::from_secs(2), 1),
+            render("checking", 0, None, Duration::from_secs(2), 1, 80),
             "checking / 2.0s"
         );
         assert_eq!(
-            render("culling", 12, None, Duration::from_secs(2), 2),
-            "culling - 12 2.0s"
+            render("culling", 12, None, Duration::from_secs(2), 2, 80),
+            "culling - 12 6.0/s 2.0s"
         );
+    }
+
+    #[test]
+    fn frames_fit_the_width() {
+        for width in [10, 20, 30, 40, 50, 60, 200] {
+            for total in [None, Some(1_000_000)] {
+                let line = render(
+                    "loading shard 007",
+                    123_456,
+                    total,
+                    Duration::from_secs(3),
+                    0,
+                    width,
+                );
+                assert!(line.chars().count() < width, "{width}: {line:?}");
+            }
+        }
+        let narrow = render("dumping", 5, Some(10), Duration::from_secs(1), 0, 40);
+        assert_eq!(narrow, "dumping [###..]  50% 5/10 5.0/s 1s left");
     }
 
     #[test]

@@ -145,22 +145,9 @@ pub(crate) fn tag_value(tag: &Tag) -> Value {
     }
 }
 
-/// A value as JSON and its python type name: scalars as JSON scalars, bytes as base64,
-/// integers beyond 64 bits and non-finite floats as strings, containers as python's repr.
+/// A value as structured JSON (see [`crate::jsonvalue`]) and its python type name.
 pub(crate) fn json_value(value: &Value) -> (serde_json::Value, &'static str) {
-    use serde_json::Value as J;
-    let json = match value {
-        Value::None => J::Null,
-        Value::Bool(b) => J::Bool(*b),
-        Value::Int(i) => J::from(*i),
-        Value::Float(f) => {
-            serde_json::Number::from_f64(*f).map_or_else(|| J::String(value.to_string()), J::Number)
-        }
-        Value::Str(s) => J::String(s.clone()),
-        Value::Bytes(b) => J::String(base64(b)),
-        other => J::String(other.to_string()),
-    };
-    (json, value.type_name())
+    (crate::jsonvalue::to_json(value), value.type_name())
 }
 
 /// A settings value as JSON (its SQLite storage class kept where JSON can).
@@ -274,32 +261,18 @@ mod tests {
     }
 
     #[test]
-    fn json_values_keep_scalars_and_describe_the_rest() {
+    fn json_values_are_structured() {
         assert_eq!(
             json_value(&Value::from("a")),
             (serde_json::json!("a"), "str")
         );
-        assert_eq!(json_value(&Value::from(7)), (serde_json::json!(7), "int"));
-        assert_eq!(
-            json_value(&Value::from(0.5)),
-            (serde_json::json!(0.5), "float")
-        );
-        assert_eq!(
-            json_value(&Value::Float(f64::NAN)),
-            (serde_json::json!("nan"), "float")
-        );
         assert_eq!(
             json_value(&Value::from(b"foo".to_vec())),
-            (serde_json::json!("Zm9v"), "bytes")
-        );
-        assert_eq!(
-            json_value(&Value::None),
-            (serde_json::Value::Null, "NoneType")
+            (serde_json::json!({"$bytes": "Zm9v"}), "bytes")
         );
         assert_eq!(
             json_value(&Value::Dict(vec![(Value::from(1), Value::Set(vec![]))])),
-            (serde_json::json!("{1: set()}"), "dict")
+            (serde_json::json!({"$dict": [[1, {"$set": []}]]}), "dict")
         );
-        assert_eq!(json_value(&Value::from(u128::MAX)).1, "int");
     }
 }

@@ -35,12 +35,20 @@ pub(crate) struct Target<D: DiskFormat> {
     pub(crate) shards: Vec<Cache<D>>,
 }
 
-/// Decides what `dir` holds without opening anything.
-pub(crate) fn detect(dir: &Path) -> Result<Kind, CliError> {
+/// Decides what `dir` holds without opening anything. For a writing command (`access`), a
+/// missing cache's message says how to create one.
+pub(crate) fn detect(dir: &Path, access: Access) -> Result<Kind, CliError> {
+    let create = match access {
+        Access::Read => String::new(),
+        Access::Write => format!(
+            "; to create a cache there, run `dcache init {}`",
+            dir.display()
+        ),
+    };
     let meta = std::fs::metadata(dir).map_err(|e| CliError::NotACache {
         dir: dir.to_path_buf(),
         why: if e.kind() == std::io::ErrorKind::NotFound {
-            "it does not exist; check the path".to_owned()
+            format!("it does not exist; check the path{create}")
         } else {
             format!("{e}; check the path and its permissions")
         },
@@ -58,9 +66,14 @@ pub(crate) fn detect(dir: &Path) -> Result<Kind, CliError> {
     } else {
         Err(CliError::NotACache {
             dir: dir.to_path_buf(),
-            why: "it has no cache.db and no shard directories (000, 001, ...); check the path \
-                  (this command does not create caches)"
-                .to_owned(),
+            why: format!(
+                "it has no cache.db and no shard directories (000, 001, ...); check the path{}",
+                if create.is_empty() {
+                    " (this command does not create caches: `dcache init DIR` does)"
+                } else {
+                    &create
+                }
+            ),
         })
     }
 }
@@ -73,7 +86,7 @@ impl<D: DiskFormat> Target<D> {
         access: Access,
         timeout: Duration,
     ) -> Result<Self, CliError> {
-        let kind = detect(dir)?;
+        let kind = detect(dir, access)?;
         let read_only = access == Access::Read;
         let opened = |e: CliError| e.context(format!("cannot open the cache in {}", dir.display()));
         match kind {

@@ -13,9 +13,32 @@ use dcache::{Cache, EvictionPolicy, FanoutCache, SetOptions, Tag, Value};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-const COMMANDS: [&str; 14] = [
-    "stats", "keys", "dump", "get", "set", "delete", "touch", "incr", "expire", "evict", "cull",
-    "clear", "check", "vacuum",
+const COMMANDS: [&str; 25] = [
+    "stats",
+    "keys",
+    "dump",
+    "get",
+    "set",
+    "delete",
+    "touch",
+    "incr",
+    "expire",
+    "evict",
+    "cull",
+    "clear",
+    "check",
+    "vacuum",
+    "init",
+    "settings",
+    "add",
+    "push",
+    "pull",
+    "peek",
+    "locks",
+    "unlock",
+    "load",
+    "completions",
+    "man",
 ];
 
 /// A cache with one entry of each kind (culling on writes off, so the expired entry stays).
@@ -221,7 +244,7 @@ fn keys_lists_in_insertion_order_with_limit_reverse_and_tag() -> TestResult {
     assert_eq!(json[0]["key_type"], "str");
     assert_eq!(json[1]["key"], 42);
     assert_eq!(json[1]["key_type"], "int");
-    assert_eq!(json[2]["key"], "AGJpbg==");
+    assert_eq!(json[2]["key"], serde_json::json!({"$bytes": "AGJpbg=="}));
     assert_eq!(json[2]["key_type"], "bytes");
     assert!(json[0].get("shard").is_none(), "no shard field for a Cache");
     Ok(())
@@ -253,7 +276,7 @@ fn dump_prints_one_entry_per_line() -> TestResult {
     );
     assert_eq!(lines[6], "tab\\tkey\ttwo\\nlines\t-\t-");
 
-    let json = run(&["dump", arg(dir.path()), "--json"]).json_lines();
+    let json = run(&["dump", arg(dir.path()), "--json", "--max-size", "4KiB"]).json_lines();
     assert_eq!(json.len(), 7);
     let expire = cache
         .entries(EntryQuery::new())?
@@ -262,10 +285,13 @@ fn dump_prints_one_entry_per_line() -> TestResult {
         .expire_time
         .ok_or("an expiry")?;
     let user = &json[3];
-    assert_eq!(user["key"], "('user', 7)");
+    assert_eq!(user["key"], serde_json::json!({"$tuple": ["user", 7]}));
     assert_eq!(user["key_type"], "tuple");
     assert_eq!(user["raw"], false);
-    assert_eq!(user["value"], "[('name', 'ada')]");
+    assert_eq!(
+        user["value"],
+        serde_json::json!([{"$tuple": ["name", "ada"]}])
+    );
     assert_eq!(user["value_type"], "list");
     assert_eq!(user["stored"], "pickle");
     assert_eq!(user["mode"], 4);
@@ -285,7 +311,7 @@ fn dump_prints_one_entry_per_line() -> TestResult {
             .as_str()
             .is_some_and(|f| std::path::Path::new(f).extension() == Some("val".as_ref()))
     );
-    assert_eq!(json[2]["value"], "AAFyYXc=");
+    assert_eq!(json[2]["value"], serde_json::json!({"$bytes": "AAFyYXc="}));
     assert_eq!(json[2]["value_type"], "bytes");
     assert_eq!(json[5]["expired"], true);
     assert_eq!(json[6]["key"], "tab\tkey");
@@ -646,6 +672,11 @@ fn progress_is_quiet_in_pipes_unless_asked_for() -> TestResult {
     );
     assert_eq!(drawn.lines().len(), 7, "stdout is unchanged");
     assert_eq!(run(&["--progress", "never", "dump", d]).stderr, "");
+    assert_eq!(
+        run(&["--progress", "always", "-q", "dump", d]).stderr,
+        "",
+        "-q"
+    );
     assert_eq!(run(&["cull", d]).stderr, "", "cull is quiet when piped");
     let cleared = run(&["--progress", "always", "clear", d, "--yes"]);
     assert!(
@@ -698,7 +729,10 @@ fn typed_keys_of_every_kind_are_found() -> TestResult {
         ["18446744073709551615", "2.5"]
     );
     let json = run(&["keys", d, "-r", "-n", "1", "--json"]).json_lines();
-    assert_eq!(json[0]["key"], "18446744073709551615");
+    assert_eq!(
+        json[0]["key"],
+        serde_json::json!({"$int": "18446744073709551615"})
+    );
     assert_eq!(json[0]["key_type"], "int");
     Ok(())
 }

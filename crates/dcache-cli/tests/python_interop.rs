@@ -8,21 +8,35 @@ use common::{arg, run, run_with_stdin};
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Python code that prints, for every key of cache `c` in iteration order, the JSON line the
-/// binary's `dump --json` should print for its key and value (the encoding its help states:
-/// scalars as JSON, bytes as base64, big integers, non-finite floats and containers as repr).
+/// binary's `dump --json` should print for its key and value (the structured encoding its help
+/// states: dicts with string keys as objects, lists as arrays, the rest tagged).
 const EXPECTED: &str = r"
 import base64, json, math
+def j(v):
+    t = type(v)
+    if v is None or t in (bool, str):
+        return v
+    if t is int:
+        return v if -2**63 <= v < 2**63 else {'$int': str(v)}
+    if t is float:
+        return v if math.isfinite(v) else {'$float': repr(v)}
+    if t is bytes:
+        return {'$bytes': base64.b64encode(v).decode()}
+    if t is list:
+        return [j(x) for x in v]
+    if t is tuple:
+        return {'$tuple': [j(x) for x in v]}
+    if t is set:
+        return {'$set': [j(x) for x in v]}
+    if t is frozenset:
+        return {'$frozenset': [j(x) for x in v]}
+    if t is dict:
+        if all(type(k) is str for k in v) and not (len(v) == 1 and next(iter(v)).startswith('$')):
+            return {k: j(x) for k, x in v.items()}
+        return {'$dict': [[j(k), j(x)] for k, x in v.items()]}
+    raise TypeError(t)
 def enc(v):
-    t = type(v).__name__
-    if v is None or t in ('bool', 'str'):
-        return v, t
-    if t == 'int':
-        return (v if -2**63 <= v < 2**63 else repr(v)), t
-    if t == 'float':
-        return (v if math.isfinite(v) else repr(v)), t
-    if t == 'bytes':
-        return base64.b64encode(v).decode(), t
-    return repr(v), t
+    return j(v), type(v).__name__
 MISS = object()
 def expected(c):
     for k in c:
@@ -163,7 +177,7 @@ c.close()
     assert_eq!(stats["size_limit"], 1 << 30);
     assert_eq!(stats["settings"]["size_limit"], 268_435_456.0);
 
-    let dump = run(&["dump", d, "--json"]);
+    let dump = run(&["dump", d, "--json", "--max-size", "4096"]);
     assert_eq!(dump.code, 0, "{}", dump.stderr);
     let lines = dump.json_lines();
     assert_eq!(lines.len(), 61);
@@ -354,5 +368,52 @@ print(c.get('n'), c.get('config'))
         "",
     );
     assert_eq!(seen, "7 {'retries': 3, 'hosts': ['a', 'b']}\n");
+    Ok(())
+}
+
+#[test]
+fn a_python_json_disk_cache_is_exported_into_a_pickle_cache_with_its_types() -> TestResult {
+    let py = require_python!();
+    let dir = tempfile::tempdir()?;
+    let src = dir.path().join("json");
+    let dst = dir.path().join("pickle");
+    let (s, d) = (arg(&src), arg(&dst));
+    py.run(
+        r"
+import sys, diskcache
+c = diskcache.Cache(sys.argv[1], disk=diskcache.JSONDisk)
+c.set('doc', {'name': 'ada', 'tags': ['a', 'b'], 'n': 3, 'x': 1.5, 'ok': True, 'none': None})
+c.set(7, [1, 2.0, 'three'], tag='nums')
+c.set('big', 2**80)
+c.set('text', 'héllo')
+c.close()
+",
+        &[s],
+        "",
+    );
+    let dump = run(&["dump", s, "--disk", "json", "--json"]);
+    assert_eq!(dump.code, 0, "{}", dump.stderr);
+    let lines = dump.json_lines();
+    assert_eq!(lines[0]["value"]["tags"], serde_json::json!(["a", "b"]));
+    assert_eq!(run(&["init", d]).code, 0);
+    let load = run_with_stdin(&["load", d], &dump.stdout);
+    assert_eq!(load.code, 0, "{}", load.stderr);
+    let seen = py.run(
+        r"
+import sys, diskcache
+c = diskcache.Cache(sys.argv[1])
+doc = c['doc']
+assert doc == {'name': 'ada', 'tags': ['a', 'b'], 'n': 3, 'x': 1.5, 'ok': True, 'none': None}, doc
+assert list(doc) == ['name', 'tags', 'n', 'x', 'ok', 'none'], list(doc)
+assert type(doc['n']) is int and type(doc['x']) is float and doc['ok'] is True
+v, tag = c.get(7, tag=True)
+assert v == [1, 2.0, 'three'] and type(v[1]) is float and tag == 'nums', (v, tag)
+assert c['big'] == 2**80 and c['text'] == 'héllo'
+print(len(c))
+",
+        &[d],
+        "",
+    );
+    assert_eq!(seen, "4\n");
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use dcache_disk::{DbKey, Disk, DiskFormat, FileStore, Mode, SqlRef, SqlValue, Stored, StoredRef};
 use rusqlite::{Connection, OptionalExtension, Row};
@@ -19,6 +19,7 @@ use crate::conn::{self, Pool, Pragmas, Tx, TxContext, WriterLock, map_err, retry
 use crate::error::{Error, Result};
 use crate::open;
 use crate::options::{Entry, SetOptions, ValueReader};
+use crate::reserve::{DEFAULT_DISK_RESERVE, Reserve};
 use crate::schema;
 use crate::settings::{self, EvictionPolicy, Settings};
 use crate::sqlval::{Bind, column_err, opt_f64, sql_ref, sql_value};
@@ -89,6 +90,8 @@ pub(crate) struct Inner<D> {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) page_size: i64,
     pub(crate) durability: Durability,
+    /// Space given back when the disk is full (see [`crate::reserve`]).
+    pub(crate) reserve: Reserve,
     temp: bool,
 }
 
@@ -192,6 +195,7 @@ pub struct CacheBuilder<D: DiskFormat = Disk> {
     clock: Arc<dyn Clock>,
     read_only: bool,
     durability: Durability,
+    disk_reserve: u64,
 }
 
 impl Default for CacheBuilder<Disk> {
@@ -203,6 +207,7 @@ impl Default for CacheBuilder<Disk> {
             clock: Arc::new(SystemClock),
             read_only: false,
             durability: Durability::default(),
+            disk_reserve: DEFAULT_DISK_RESERVE,
         }
     }
 }
@@ -309,6 +314,16 @@ impl<D: DiskFormat> CacheBuilder<D> {
         self
     }
 
+    /// Bytes kept in the file `cache.db-reserve` and given back when the disk is full, so that
+    /// delete, pop, clear, expire, evict, cull and reset can still run (default
+    /// [`DEFAULT_DISK_RESERVE`], 1 MiB; 0 keeps none). Without it, SQLite has no room to record
+    /// a delete on a full disk and only removing files by hand frees it. See
+    /// `docs/reliability.md`.
+    pub fn disk_reserve(mut self, bytes: u64) -> Self {
+        self.disk_reserve = bytes;
+        self
+    }
+
     /// Whether the builder opens read-only.
     #[must_use]
     pub fn is_read_only(&self) -> bool {
@@ -324,6 +339,7 @@ impl<D: DiskFormat> CacheBuilder<D> {
             clock: self.clock,
             read_only: self.read_only,
             durability: self.durability,
+            disk_reserve: self.disk_reserve,
         }
     }
 
@@ -386,6 +402,8 @@ impl<D: DiskFormat> CacheBuilder<D> {
         let pool = Pool::new(dir.join("cache.db"), opened.access, pragmas);
         let generation = next_state_generation();
         let files = FileStore::new(&dir).with_sync(self.durability == Durability::Full);
+        let reserve = Reserve::new(&dir, if self.read_only { 0 } else { self.disk_reserve });
+        reserve.ensure();
         // The connection used to open is not reused: it has no pragmas applied yet, and
         // opening is rare.
         drop(opened.first);
@@ -407,6 +425,7 @@ impl<D: DiskFormat> CacheBuilder<D> {
                 clock: self.clock,
                 page_size: opened.page_size,
                 durability: self.durability,
+                reserve,
                 temp,
             }),
             retry: false,
@@ -427,8 +446,10 @@ pub(crate) fn pragmas_of(settings: &Settings, full_durability: bool) -> Pragmas 
     }
 }
 
-/// Creates a new, empty directory named `<prefix>-<pid>-<random>` in the system's temporary
-/// directory (what [`Cache::temp`] and `FanoutCache::temp` open).
+/// Creates a new, empty, private directory named `<prefix>-<random>` in the system's temporary
+/// directory (what [`Cache::temp`] and `FanoutCache::temp` open), as python's
+/// `tempfile.mkdtemp` does: mode `0700` on Unix whatever the umask, and a random name created
+/// with `O_EXCL` semantics, so another user can neither read it nor plant it in advance.
 ///
 /// # Errors
 ///
@@ -444,25 +465,18 @@ pub(crate) fn pragmas_of(settings: &Settings, full_durability: bool) -> Pragmas 
 /// ```
 pub fn temp_directory(prefix: &str) -> Result<PathBuf> {
     let base = std::env::temp_dir();
-    let mut last = None;
-    for attempt in 0..16u32 {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = base.join(format!(
-            "{prefix}-{}-{nanos:08x}{attempt:x}",
-            std::process::id()
-        ));
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => return Err(Error::io(&dir, e)),
-        }
+    let prefix = format!("{prefix}-");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).rand_bytes(12);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o700));
     }
-    Err(Error::io(
-        base,
-        last.unwrap_or_else(|| std::io::Error::other("no free temporary name")),
-    ))
+    builder
+        .tempdir_in(&base)
+        .map(tempfile::TempDir::keep)
+        .map_err(|e| Error::io(&base, e))
 }
 
 /// The columns a write stores besides the key and the times.
@@ -780,6 +794,20 @@ impl<D: DiskFormat> Cache<D> {
         conn::write(&ctx, f)
     }
 
+    /// Like [`write`](Self::write), for operations that free space: when the disk is full, the
+    /// reserve is given back and `f` runs once more (see [`crate::reserve`]).
+    pub(crate) fn write_freeing<T>(&self, mut f: impl FnMut(&Tx<'_>) -> Result<T>) -> Result<T> {
+        let result = match self.write(&mut f) {
+            Err(Error::WriteFailed { .. }) if self.inner.reserve.release() => self.write(f),
+            other => other,
+        };
+        if result.is_ok() && self.inner.reserve.is_missing() {
+            // Written again once the operation made room for it.
+            self.inner.reserve.ensure();
+        }
+        result
+    }
+
     /// Runs `f` on a connection: this thread's open transaction on the database if any, or a
     /// pooled connection in autocommit mode. Busy errors are retried until the timeout.
     pub(crate) fn read_sql<T>(
@@ -935,7 +963,7 @@ impl<D: DiskFormat> Cache<D> {
                 }
                 let now = self.now();
                 let columns = Columns {
-                    expire_time: expire.map(|d| now + d.as_secs_f64()),
+                    expire_time: expire.map(|d| crate::clock::expire_at(now, d)),
                     tag: tag.as_ref().map_or(SqlRef::Null, Tag::as_sql),
                     stored: StoredRef {
                         size,
@@ -995,7 +1023,7 @@ impl<D: DiskFormat> Cache<D> {
     pub fn delete(&self, key: impl Serialize) -> Result<bool> {
         let state = self.state();
         let key = state.disk.put(&key)?;
-        self.write(|tx| {
+        self.write_freeing(|tx| {
             let now = self.now();
             let row: Option<(i64, Option<String>)> = tx
                 .sql
@@ -1096,7 +1124,7 @@ impl<D: DiskFormat> Cache<D> {
         self.write(|tx| {
             let now = self.now();
             let err = self.sql_err();
-            let expire_time = expire.map(|d| now + d.as_secs_f64());
+            let expire_time = expire.map(|d| crate::clock::expire_at(now, d));
             // One statement for python's read-then-update: only a live entry is touched.
             let touched = tx
                 .sql
@@ -1176,7 +1204,7 @@ impl<D: DiskFormat> Cache<D> {
                     (a, b, c, crate::sqlval::from_rusqlite(v), m)
                 });
             let fresh_columns = |value: i64| Columns {
-                expire_time: expire.map(|d| now + d.as_secs_f64()),
+                expire_time: expire.map(|d| crate::clock::expire_at(now, d)),
                 tag: tag.as_ref().map_or(SqlRef::Null, Tag::as_sql),
                 stored: StoredRef { size: 0, mode: Mode::RAW, filename: None, value: SqlRef::Integer(value) },
             };
@@ -1454,10 +1482,10 @@ impl<D: DiskFormat> Cache<D> {
                 Err(e) => Err(e),
             }
         };
-        if fast {
-            // The row is read without a transaction, so a writer may replace the entry and
-            // unlink its old value file before the file is read: then the row is read again.
-            // The same file still referenced and still missing is a damaged entry (a miss).
+        // The row is read without a transaction, so a writer may replace the entry and unlink
+        // its old value file before the file is read: then the row is read again. The same
+        // file still referenced and still missing is a damaged entry (a miss).
+        let read_unlocked = || -> Result<Option<Entry<T>>> {
             let mut missing: Option<(String, Error)> = None;
             for _ in 0..MISSING_FILE_RETRIES {
                 let Some(hit) = self.read_with(&select)? else {
@@ -1484,9 +1512,16 @@ impl<D: DiskFormat> Cache<D> {
             if let Some((_, e)) = missing {
                 log::warn!("dcache: reading a damaged entry as a miss: {e}");
             }
-            return Ok(None);
+            Ok(None)
+        };
+        if fast {
+            return read_unlocked();
         }
-        self.write(|tx| {
+        // Recording the read needs the write lock; reading a value file does not, so the file
+        // is only opened under the lock (to count a hit or a miss as python does: a missing
+        // file is a miss) and read after the commit. Opening never blocks (a FIFO in its place
+        // is refused by the file store), so a slow or hostile file cannot stall other writers.
+        let hit = self.write(|tx| {
             let err = self.sql_err();
             let count = |name: &str| {
                 tx.sql
@@ -1502,14 +1537,25 @@ impl<D: DiskFormat> Cache<D> {
                 return Ok(None);
             };
             let rowid = hit.rowid;
-            let Some(entry) = value(hit)? else {
-                if settings.statistics {
-                    count("misses")?;
-                }
-                return Ok(None);
+            let present = match &hit.value {
+                Fetch::File { filename, size, .. } => match self.files().open(filename, *size) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        let e = Error::from(e);
+                        if !is_missing_file(&e) {
+                            return Err(e);
+                        }
+                        log::warn!("dcache: reading a damaged entry as a miss: {e}");
+                        false
+                    }
+                },
+                Fetch::Decoded(_) => true,
             };
             if settings.statistics {
-                count("hits")?;
+                count(if present { "hits" } else { "misses" })?;
+            }
+            if !present {
+                return Ok(None);
             }
             match settings.eviction_policy {
                 EvictionPolicy::LeastRecentlyUsed => tx
@@ -1526,8 +1572,16 @@ impl<D: DiskFormat> Cache<D> {
                     .map_err(&err)?,
                 _ => 0,
             };
-            Ok(Some(entry))
-        })
+            Ok(Some(hit))
+        })?;
+        let Some(hit) = hit else {
+            return Ok(None);
+        };
+        match value(hit)? {
+            Some(entry) => Ok(Some(entry)),
+            // Replaced or deleted by a writer since the commit: read the row again.
+            None => read_unlocked(),
+        }
     }
 
     /// Removes the live entry for `key` and returns its value (python's `pop`).
@@ -1548,7 +1602,7 @@ impl<D: DiskFormat> Cache<D> {
     pub fn pop_entry<V: DeserializeOwned>(&self, key: impl Serialize) -> Result<Option<Entry<V>>> {
         let state = self.state();
         let key = state.disk.put(&key)?;
-        self.write(|tx| {
+        self.write_freeing(|tx| {
             let now = self.now();
             let found = {
                 let mut stmt = tx
@@ -1638,7 +1692,7 @@ impl<D: DiskFormat> Cache<D> {
         if let Some(disk_name) = name.strip_prefix("disk_") {
             disk.configure(disk_name, value.as_ref())?;
         }
-        self.write(|tx| {
+        self.write_freeing(|tx| {
             tx.sql
                 .prepare_cached(schema::PUT_SETTING)
                 .and_then(|mut s| s.execute((name, Bind(value.as_ref()))))

@@ -7,8 +7,12 @@ use std::time::{Duration, SystemTime};
 
 use dcache_disk::DiskFormat;
 
+use dcache_disk::SqlValue;
+use rusqlite::OptionalExtension;
+
 use crate::cache::Cache;
 use crate::error::{Error, Result};
+use crate::sqlval::from_rusqlite;
 
 /// Unknown files younger than this are reported but never removed by `check(fix)`: a writer
 /// writes its value file before inserting the row, so a fresh unreferenced file may be an
@@ -35,8 +39,9 @@ pub enum Warning {
         /// The size in the row.
         recorded: u64,
     },
-    /// A row's filename points outside the cache directory (fix: delete the row; the file it
-    /// names is never touched).
+    /// A row's filename is not a value file name: it points outside the cache directory, or
+    /// names the database, its `-wal`/`-shm`, or something at the top of the directory (fix:
+    /// delete the row; the file it names is never touched).
     UnsafePath {
         /// The filename as stored.
         filename: String,
@@ -65,6 +70,25 @@ pub enum Warning {
         /// The sum of sizes.
         actual: i64,
     },
+    /// A `Settings` counter (`count` or `size`) holds something that is not an integer, or is
+    /// missing (fix: store the real value).
+    BadCounter {
+        /// `count` or `size`.
+        name: &'static str,
+        /// What is stored, as SQLite shows it.
+        stored: String,
+        /// The real value.
+        actual: i64,
+    },
+    /// A row whose columns python-diskcache never writes (a filename that is not text, a
+    /// size that is not an integer); another program wrote it (fix: delete the row; a file
+    /// it names is never touched).
+    BadRow {
+        /// The row.
+        rowid: i64,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Warning {
@@ -84,7 +108,11 @@ impl fmt::Display for Warning {
                 )
             }
             Warning::UnsafePath { filename } => {
-                write!(f, "filename outside the cache directory: {filename:?}")
+                write!(
+                    f,
+                    "filename that is not a value file (outside the directory, the database or \
+                     its top level): {filename:?}"
+                )
             }
             Warning::UnknownFile { path } => write!(f, "unknown file: {}", path.display()),
             Warning::EmptyDir { path } => write!(f, "empty directory: {}", path.display()),
@@ -100,6 +128,15 @@ impl fmt::Display for Warning {
                     "Settings.size != SUM(Cache.size); {recorded} != {actual}"
                 )
             }
+            Warning::BadCounter {
+                name,
+                stored,
+                actual,
+            } => write!(
+                f,
+                "Settings.{name} holds {stored}, not an integer; the real value is {actual}"
+            ),
+            Warning::BadRow { rowid, reason } => write!(f, "row {rowid}: {reason}"),
         }
     }
 }
@@ -159,32 +196,56 @@ impl<D: DiskFormat> Cache<D> {
                     sql: &rusqlite::Connection|
          -> Result<()> {
             let err = self.sql_err();
-            let rows: Vec<(i64, i64, String)> = sql
+            let rows: Vec<(i64, SqlValue, SqlValue)> = sql
                 .prepare("SELECT rowid, size, filename FROM Cache WHERE filename IS NOT NULL")
                 .and_then(|mut s| {
-                    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                        .collect()
+                    s.query_map([], |r| {
+                        Ok((
+                            r.get(0)?,
+                            from_rusqlite(r.get(1)?),
+                            from_rusqlite(r.get(2)?),
+                        ))
+                    })?
+                    .collect()
                 })
                 .map_err(&err)?;
+            let delete_row = |rowid: i64| {
+                sql.execute("DELETE FROM Cache WHERE rowid = ?1", [rowid])
+                    .map(drop)
+                    .map_err(&err)
+            };
             let mut referenced = HashSet::new();
             for (rowid, size, filename) in rows {
+                let SqlValue::Text(filename) = filename else {
+                    warnings.push(Warning::BadRow {
+                        rowid,
+                        reason: format!("the filename column holds {filename:?}, not text"),
+                    });
+                    if fix {
+                        delete_row(rowid)?;
+                    }
+                    continue;
+                };
                 let Ok(path) = files.resolve(&filename) else {
                     warnings.push(Warning::UnsafePath { filename });
                     if fix {
-                        sql.execute("DELETE FROM Cache WHERE rowid = ?1", [rowid])
-                            .map_err(&err)?;
+                        delete_row(rowid)?;
                     }
                     continue;
                 };
                 referenced.insert(path.clone());
+                let recorded = match size {
+                    SqlValue::Integer(size) => Some(size),
+                    _ => None,
+                };
                 match std::fs::symlink_metadata(&path) {
                     Ok(meta) if meta.is_file() => {
                         let actual = meta.len();
-                        if i64::try_from(actual).ok() != Some(size) {
+                        if recorded.and_then(|r| u64::try_from(r).ok()) != Some(actual) {
                             warnings.push(Warning::WrongSize {
                                 path,
                                 actual,
-                                recorded: u64::try_from(size).unwrap_or(0),
+                                recorded: recorded.and_then(|r| u64::try_from(r).ok()).unwrap_or(0),
                             });
                             if fix {
                                 sql.execute(
@@ -198,8 +259,7 @@ impl<D: DiskFormat> Cache<D> {
                     _ => {
                         warnings.push(Warning::MissingFile { path });
                         if fix {
-                            sql.execute("DELETE FROM Cache WHERE rowid = ?1", [rowid])
-                                .map_err(&err)?;
+                            delete_row(rowid)?;
                         }
                     }
                 }
@@ -209,8 +269,22 @@ impl<D: DiskFormat> Cache<D> {
             let mut all_dirs = Vec::new();
             walk(&root, &mut all_files, &mut all_dirs)?;
             for path in all_files {
-                let name = path.to_string_lossy();
-                if referenced.contains(&path) || name.contains("cache.db") {
+                // The database and SQLite's files beside it, at the top of the directory only
+                // (python skips any path containing "cache.db", which hides every orphan of a
+                // cache whose own directory path contains it).
+                let sqlite_file = path.parent() == Some(root.as_path())
+                    && path.file_name().is_some_and(|n| {
+                        [
+                            "cache.db",
+                            "cache.db-wal",
+                            "cache.db-shm",
+                            "cache.db-journal",
+                            crate::reserve::RESERVE_NAME,
+                        ]
+                        .iter()
+                        .any(|f| n == *f)
+                    });
+                if referenced.contains(&path) || sqlite_file {
                     continue;
                 }
                 warnings.push(Warning::UnknownFile { path: path.clone() });
@@ -244,44 +318,53 @@ impl<D: DiskFormat> Cache<D> {
             // every insert and delete, and python stores a NaN key as NULL. (Python counts
             // `COUNT(key)` here, so its `check(fix=True)` sets the count too low on such a
             // cache, and `len()` later goes negative.)
-            let (recorded_count, actual_count): (i64, i64) = sql
-                .query_row(
-                    "SELECT (SELECT value FROM Settings WHERE key = 'count'), (SELECT COUNT(*) FROM Cache)",
-                    [],
-                    |r| Ok((r.get::<_, Option<i64>>(0)?.unwrap_or(0), r.get(1)?)),
-                )
+            let actual_count: i64 = sql
+                .query_row("SELECT COUNT(*) FROM Cache", [], |r| r.get(0))
                 .map_err(&err)?;
-            if recorded_count != actual_count {
-                warnings.push(Warning::CountMismatch {
-                    recorded: recorded_count,
-                    actual: actual_count,
-                });
-                if fix {
-                    sql.execute(
-                        "UPDATE Settings SET value = ?1 WHERE key = 'count'",
-                        [actual_count],
-                    )
-                    .map_err(&err)?;
-                }
-            }
-            let (recorded_size, actual_size): (i64, i64) = sql
-                .query_row(
-                    "SELECT (SELECT value FROM Settings WHERE key = 'size'), (SELECT COALESCE(SUM(size), 0) FROM Cache)",
-                    [],
-                    |r| Ok((r.get::<_, Option<i64>>(0)?.unwrap_or(0), r.get(1)?)),
-                )
+            // TOTAL, not SUM: SUM fails on an integer overflow, which damaged sizes can cause.
+            let actual_size: f64 = sql
+                .query_row("SELECT TOTAL(size) FROM Cache", [], |r| r.get(0))
                 .map_err(&err)?;
-            if recorded_size != actual_size {
-                warnings.push(Warning::SizeMismatch {
-                    recorded: recorded_size,
-                    actual: actual_size,
-                });
-                if fix {
-                    sql.execute(
-                        "UPDATE Settings SET value = ?1 WHERE key = 'size'",
-                        [actual_size],
-                    )
-                    .map_err(&err)?;
+            let actual_size = actual_size.clamp(0.0, i64::MAX as f64) as i64;
+            for (name, actual) in [("count", actual_count), ("size", actual_size)] {
+                let stored: SqlValue = sql
+                    .query_row("SELECT value FROM Settings WHERE key = ?1", [name], |r| {
+                        r.get(0).map(from_rusqlite)
+                    })
+                    .optional()
+                    .map_err(&err)?
+                    .unwrap_or(SqlValue::Null);
+                let recorded = match stored {
+                    SqlValue::Integer(i) => i,
+                    other => {
+                        warnings.push(Warning::BadCounter {
+                            name,
+                            stored: format!("{other:?}"),
+                            actual,
+                        });
+                        if fix {
+                            sql.execute(
+                                "INSERT OR REPLACE INTO Settings VALUES (?1, ?2)",
+                                (name, actual),
+                            )
+                            .map_err(&err)?;
+                        }
+                        continue;
+                    }
+                };
+                if recorded != actual {
+                    warnings.push(if name == "count" {
+                        Warning::CountMismatch { recorded, actual }
+                    } else {
+                        Warning::SizeMismatch { recorded, actual }
+                    });
+                    if fix {
+                        sql.execute(
+                            "UPDATE Settings SET value = ?1 WHERE key = ?2",
+                            (actual, name),
+                        )
+                        .map_err(&err)?;
+                    }
                 }
             }
             Ok(())

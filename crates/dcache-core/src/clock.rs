@@ -102,6 +102,16 @@ pub fn unix_seconds(t: SystemTime) -> f64 {
     }
 }
 
+/// The latest expire time stored: 9999-12-31T23:59:59Z, the last second python's `datetime`
+/// can show. A longer time to live (up to `Duration::MAX`) is clamped to it, so a far-future
+/// expiry reads back as a time instead of overflowing `SystemTime`.
+pub const MAX_EXPIRE_TIME: f64 = 253_402_300_799.0;
+
+/// The expire time of an entry stored at `now` (Unix seconds) with time to live `ttl`.
+pub(crate) fn expire_at(now: f64, ttl: Duration) -> f64 {
+    (now + ttl.as_secs_f64()).min(MAX_EXPIRE_TIME)
+}
+
 /// A stored Unix time back to `SystemTime`; `None` when the stored value is not a time
 /// (NaN, infinite, or out of range), which only a damaged or foreign row holds.
 pub(crate) fn from_unix(secs: f64) -> Option<SystemTime> {

@@ -171,9 +171,10 @@ pub(crate) struct DbFiles {
 
 #[derive(Debug, Default)]
 struct DbFilesState {
-    /// Connections open (counted by [`ConnToken`]).
-    open: usize,
-    /// Recorded at the first write since `open` was last 0.
+    /// Pool connections that have completed an operation, and so hold `-shm` open (SQLite
+    /// opens `-wal` and `-shm` at a connection's first transaction, not when it opens).
+    attached: usize,
+    /// Recorded at the first write since `attached` was last 0.
     ids: Option<FileIds>,
 }
 
@@ -204,9 +205,9 @@ impl DbFiles {
     /// write is refused with [`Error::FileReplaced`].
     ///
     ///
-    /// The first write while this process has connections open records the identities; they
-    /// are forgotten when the process's last connection to the database closes (SQLite may
-    /// then delete `-wal` and `-shm`) and when the journal mode changes. `-wal` and `-shm` are
+    /// The first write while this process has connections attached records the identities;
+    /// they are forgotten when the process's last attached connection to the database closes
+    /// (SQLite may then delete `-wal` and `-shm`) and when the journal mode changes. `-wal` and `-shm` are
     /// compared only when they existed at the recording (a rollback-journal database has
     /// neither).
     fn verify(&self, db_path: &Path) -> Result<()> {
@@ -237,24 +238,47 @@ impl DbFiles {
     }
 }
 
-/// Counts one open connection in its database's [`DbFiles`]; dropped when the connection is.
+/// Counts one connection in its database's [`DbFiles`] once it has completed an operation
+/// ([`attach`](ConnToken::attach)) until it is dropped, just before the connection closes.
 #[derive(Debug)]
-pub(crate) struct ConnToken(Arc<DbFiles>);
+pub(crate) struct ConnToken {
+    files: Arc<DbFiles>,
+    attached: bool,
+}
 
 impl ConnToken {
     fn new(db_path: &Path) -> Self {
-        let files = DbFiles::for_database(db_path);
-        lock(&files.state).open += 1;
-        ConnToken(files)
+        ConnToken {
+            files: DbFiles::for_database(db_path),
+            attached: false,
+        }
+    }
+
+    /// Counts the connection as holding the database's `-shm` open. Called after an operation
+    /// completed on it, never before: a connection counted before it attached could keep the
+    /// identities of files that another connection's close deleted meanwhile.
+    fn attach(&mut self) {
+        if !self.attached {
+            self.attached = true;
+            lock(&self.files.state).attached += 1;
+        }
     }
 }
 
 impl Drop for ConnToken {
+    /// Runs just before the connection closes (the token is the first field of [`Conn`] and
+    /// [`Connected`]). With no attached connection left, the identities are forgotten: SQLite
+    /// may delete `-wal` and `-shm` as this connection closes. Forgetting before the close is
+    /// safe: identities are recorded only inside a write transaction, whose connection holds
+    /// the `-shm` open, and SQLite deletes the files only when no connection holds it.
+    /// Forgetting after the close is not: another thread could compare the files it just
+    /// created with the ones this close deleted.
     fn drop(&mut self) {
-        let mut state = lock(&self.0.state);
-        state.open = state.open.saturating_sub(1);
-        if state.open == 0 {
-            // SQLite may delete `-wal` and `-shm` as the last connection closes.
+        let mut state = lock(&self.files.state);
+        if self.attached {
+            state.attached = state.attached.saturating_sub(1);
+        }
+        if state.attached == 0 {
             state.ids = None;
         }
     }
@@ -262,11 +286,11 @@ impl Drop for ConnToken {
 
 /// A connection counted in its database's [`DbFiles`].
 pub(crate) struct Connected {
-    pub(crate) sql: Connection,
-    // Dropped after `sql` (fields drop in order), so the count falls once the connection
-    // closed. Held for its `Drop` only.
+    // Dropped before `sql` (fields drop in order): see `ConnToken`'s `Drop`. Held for its
+    // `Drop` only.
     #[allow(dead_code)]
     token: ConnToken,
+    pub(crate) sql: Connection,
 }
 
 impl std::ops::Deref for Connected {
@@ -286,12 +310,13 @@ pub(crate) struct Pragmas {
 
 /// A connection stamped with the process that opened it and the pragma generation it has.
 pub(crate) struct Conn {
+    // Before `sql`: uncounted just before the connection closes (see `ConnToken`'s `Drop`).
+    // Held for its `Drop` only.
+    #[allow(dead_code)]
+    token: ConnToken,
     pub(crate) sql: Connection,
     pid: u32,
     generation: u64,
-    // After `sql`: the connection closes before it is uncounted. Held for its `Drop` only.
-    #[allow(dead_code)]
-    token: ConnToken,
 }
 
 /// How a cache's connections open the database.
@@ -492,10 +517,10 @@ impl Pool {
                         apply_pragmas(&sql, &pragmas)
                     })?;
                     return Ok(Conn {
+                        token,
                         sql,
                         pid,
                         generation,
-                        token,
                     });
                 }
             }
@@ -523,7 +548,8 @@ impl Pool {
     /// The process id is not checked here: a connection checked out by this process is
     /// returned by it (a child forked in between never sees it checked out; [`checkout`] and
     /// the first connection the child opens close the ones it finds parked).
-    pub(crate) fn checkin(&self, purpose: Use, conn: Conn) {
+    pub(crate) fn checkin(&self, purpose: Use, mut conn: Conn) {
+        conn.token.attach();
         if let Some(mut slot) = try_lock(&self.slot(purpose, slot_index()).0)
             && slot.is_none()
         {

@@ -127,7 +127,7 @@ impl<D: DiskFormat> Cache<D> {
             return Ok(count);
         };
         while self.volume()? > state.settings.size_limit {
-            let removed = self.write(|tx| {
+            let removed = self.write_freeing(|tx| {
                 let rows = self.select_rows(tx, select, [CULL_BATCH])?;
                 let n = rows.len() as u64;
                 for (rowid, filename) in rows {
@@ -203,7 +203,7 @@ impl<D: DiskFormat> Cache<D> {
         let mut count = 0;
         let mut after = 0;
         loop {
-            let (removed, last) = self.write(|tx| {
+            let (removed, last) = self.write_freeing(|tx| {
                 let rows = select(tx, after)?;
                 let last = rows.last().map_or(after, |(rowid, _)| *rowid);
                 let n = rows.len() as u64;

@@ -1,15 +1,22 @@
 //! Iteration by key-set pages: no connection or read transaction is held between pages, so
 //! memory stays flat for any cache size and checkpoints are never starved.
+//!
+//! The four iterators share one [`Pager`]: it reads pages of [`PAGE`] rows in insertion
+//! (`rowid`) or key (`key, raw`) order, with or without the value columns, and hands out each
+//! row's columns as read. Decoding happens per row, so a row another program damaged (an
+//! impossible mode, a NULL key, text that is not UTF-8) is an error for that row alone and
+//! iteration goes on past it.
 
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 
 use dcache_disk::{DiskFormat, SqlValue};
+use rusqlite::Row;
 use serde::de::DeserializeOwned;
 
 use crate::cache::{Cache, Found};
 use crate::error::Result;
-use crate::sqlval::{Bind, from_rusqlite, sql_value};
+use crate::sqlval::{column_err, raw_flag, sql_value};
 
 /// Rows fetched per page.
 pub(crate) const PAGE: i64 = 100;
@@ -21,180 +28,462 @@ enum Order {
     Descending,
 }
 
-/// Keys in insertion order (or reverse), as [`Cache::keys`] and [`Cache::keys_rev`] return
-/// them. Yields `Result`s: a page read or a key decode may fail.
-///
-/// Entries added after the iterator was created are not yielded (python's behaviour); entries
-/// removed meanwhile are skipped; expired entries are included.
-pub struct Keys<K, D: DiskFormat> {
-    cache: Cache<D>,
-    order: Order,
-    /// Exclusive bound on the far side (`MAX(rowid) + 1` when ascending).
-    bound: Option<i64>,
-    /// The last rowid yielded.
-    cursor: i64,
-    page: VecDeque<(i64, SqlValue, bool)>,
-    started: bool,
-    done: bool,
-    _key: PhantomData<fn() -> K>,
+/// The columns of a keys page; `rowid` first, then the key and its `raw` flag.
+macro_rules! key_cols {
+    () => {
+        "rowid, key, raw"
+    };
+}
+/// The columns of an items page: [`Found::from_row`]'s seven, then the key and `raw`.
+macro_rules! item_cols {
+    () => {
+        "rowid, expire_time, tag, mode, filename, value, size, key, raw"
+    };
+}
+/// The statements of one column set: by rowid (inclusive bounds, so rowids 0, negative and
+/// `i64::MAX` are read like any other) and by key (the first page, then after the last
+/// `(key, raw)`; `key IS NULL` rows, which sort first, get statements of their own because
+/// `key > NULL` matches nothing, and descending pages after a key end with them).
+macro_rules! statements {
+    ($cols:expr) => {
+        Statements {
+            rowid_asc: concat!("SELECT ", $cols, " FROM Cache WHERE rowid BETWEEN ?1 AND ?2 ORDER BY rowid ASC LIMIT +?3"),
+            rowid_desc: concat!("SELECT ", $cols, " FROM Cache WHERE rowid BETWEEN ?1 AND ?2 ORDER BY rowid DESC LIMIT +?3"),
+            key_first_asc: concat!("SELECT ", $cols, " FROM Cache ORDER BY key ASC, raw ASC LIMIT +?1"),
+            key_first_desc: concat!("SELECT ", $cols, " FROM Cache ORDER BY key DESC, raw DESC LIMIT +?1"),
+            key_next_asc: concat!("SELECT ", $cols, " FROM Cache WHERE key = ?1 AND raw > ?2 OR key > ?1 ORDER BY key ASC, raw ASC LIMIT +?3"),
+            key_next_desc: concat!("SELECT ", $cols, " FROM Cache WHERE key = ?1 AND raw < ?2 OR key < ?1 OR key IS NULL ORDER BY key DESC, raw DESC LIMIT +?3"),
+            key_after_null_asc: concat!("SELECT ", $cols, " FROM Cache WHERE key IS NULL AND raw > ?1 OR key IS NOT NULL ORDER BY key ASC, raw ASC LIMIT +?2"),
+            key_after_null_desc: concat!("SELECT ", $cols, " FROM Cache WHERE key IS NULL AND raw < ?1 ORDER BY key DESC, raw DESC LIMIT +?2"),
+        }
+    };
 }
 
-impl<K, D: DiskFormat> std::fmt::Debug for Keys<K, D> {
+struct Statements {
+    rowid_asc: &'static str,
+    rowid_desc: &'static str,
+    key_first_asc: &'static str,
+    key_first_desc: &'static str,
+    key_next_asc: &'static str,
+    key_next_desc: &'static str,
+    key_after_null_asc: &'static str,
+    key_after_null_desc: &'static str,
+}
+
+const KEY_STATEMENTS: Statements = statements!(key_cols!());
+const ITEM_STATEMENTS: Statements = statements!(item_cols!());
+
+/// One row of a page, its columns read but not decoded.
+struct PageRow {
+    /// The key column and the `raw` flag, as stored; or why they cannot be read.
+    key: Result<(SqlValue, bool)>,
+    /// The lookup columns (items pages only); or why they cannot be read.
+    found: Option<Result<Found>>,
+}
+
+/// Where the next page starts.
+#[derive(Debug)]
+enum Cursor {
+    /// The next rowid to read, inclusive, and the far bound (inclusive); `None` when done.
+    Rowid { next: Option<i64>, far: i64 },
+    /// The last `(key, raw)` read, as stored.
+    Key { last: Option<(AsStored, AsStored)> },
+}
+
+/// A column value exactly as stored, text that is not UTF-8 included, so that a cursor can
+/// bind it back and compare as SQLite compared it.
+#[derive(Debug, Clone)]
+enum AsStored {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(Vec<u8>),
+    Blob(Vec<u8>),
+}
+
+impl AsStored {
+    fn of(value: rusqlite::types::ValueRef<'_>) -> Self {
+        use rusqlite::types::ValueRef;
+        match value {
+            ValueRef::Null => AsStored::Null,
+            ValueRef::Integer(i) => AsStored::Integer(i),
+            ValueRef::Real(f) => AsStored::Real(f),
+            ValueRef::Text(t) => AsStored::Text(t.to_vec()),
+            ValueRef::Blob(b) => AsStored::Blob(b.to_vec()),
+        }
+    }
+}
+
+impl rusqlite::ToSql for AsStored {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::ValueRef;
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(match self {
+            AsStored::Null => ValueRef::Null,
+            AsStored::Integer(i) => ValueRef::Integer(*i),
+            AsStored::Real(f) => ValueRef::Real(*f),
+            AsStored::Text(t) => ValueRef::Text(t),
+            AsStored::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+/// Reads pages of rows in one order, holding nothing between pages.
+struct Pager<D: DiskFormat> {
+    cache: Cache<D>,
+    order: Order,
+    with_values: bool,
+    cursor: Cursor,
+    page: VecDeque<PageRow>,
+    /// The clock reading of the last page: entries expired at that time are skipped.
+    now: f64,
+    done: bool,
+}
+
+impl<D: DiskFormat> Pager<D> {
+    /// A pager in rowid order over the rows that exist now (rows inserted later, with larger
+    /// rowids, are not read: python's behaviour).
+    fn by_rowid(cache: &Cache<D>, order: Order, with_values: bool) -> Result<Self> {
+        let bounds: (Option<i64>, Option<i64>) = cache.read_sql(|c| {
+            c.prepare_cached("SELECT MIN(rowid), MAX(rowid) FROM Cache")?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        })?;
+        let (cursor, done) = match (bounds, order) {
+            ((Some(min), Some(max)), Order::Ascending) => (
+                Cursor::Rowid {
+                    next: Some(min),
+                    far: max,
+                },
+                false,
+            ),
+            ((Some(min), Some(max)), Order::Descending) => (
+                Cursor::Rowid {
+                    next: Some(max),
+                    far: min,
+                },
+                false,
+            ),
+            _ => (Cursor::Rowid { next: None, far: 0 }, true),
+        };
+        Ok(Self::new(cache, order, with_values, cursor, done))
+    }
+
+    /// A pager in key order.
+    fn by_key(cache: &Cache<D>, order: Order, with_values: bool) -> Self {
+        Self::new(cache, order, with_values, Cursor::Key { last: None }, false)
+    }
+
+    fn new(cache: &Cache<D>, order: Order, with_values: bool, cursor: Cursor, done: bool) -> Self {
+        Pager {
+            cache: cache.clone(),
+            order,
+            with_values,
+            cursor,
+            page: VecDeque::new(),
+            now: 0.0,
+            done,
+        }
+    }
+
+    /// The next row, reading a page when the last one is used up. `Some(Err)` for a page that
+    /// cannot be read ends the iteration (there is no position to go on from).
+    fn next_row(&mut self) -> Option<Result<PageRow>> {
+        if self.page.is_empty()
+            && !self.done
+            && let Err(e) = self.fill()
+        {
+            self.done = true;
+            return Some(Err(e));
+        }
+        self.page.pop_front().map(Ok)
+    }
+
+    fn fill(&mut self) -> Result<()> {
+        let statements = if self.with_values {
+            &ITEM_STATEMENTS
+        } else {
+            &KEY_STATEMENTS
+        };
+        let (key_at, raw_at) = if self.with_values { (7, 8) } else { (1, 2) };
+        let with_values = self.with_values;
+        let read_page = |sql: &str, args: &[&dyn rusqlite::ToSql]| {
+            read_page(&self.cache, sql, args, key_at, raw_at, with_values)
+        };
+        let rows = match (&self.cursor, self.order) {
+            (Cursor::Rowid { next: None, .. }, _) => Vec::new(),
+            (
+                Cursor::Rowid {
+                    next: Some(next),
+                    far,
+                },
+                Order::Ascending,
+            ) => read_page(statements.rowid_asc, &[next, far, &PAGE])?,
+            (
+                Cursor::Rowid {
+                    next: Some(next),
+                    far,
+                },
+                Order::Descending,
+            ) => read_page(statements.rowid_desc, &[far, next, &PAGE])?,
+            (Cursor::Key { last: None }, Order::Ascending) => {
+                read_page(statements.key_first_asc, &[&PAGE])?
+            }
+            (Cursor::Key { last: None }, Order::Descending) => {
+                read_page(statements.key_first_desc, &[&PAGE])?
+            }
+            (
+                Cursor::Key {
+                    last: Some((AsStored::Null, raw)),
+                },
+                order,
+            ) => read_page(
+                if order == Order::Ascending {
+                    statements.key_after_null_asc
+                } else {
+                    statements.key_after_null_desc
+                },
+                &[raw, &PAGE],
+            )?,
+            (
+                Cursor::Key {
+                    last: Some((key, raw)),
+                },
+                order,
+            ) => read_page(
+                if order == Order::Ascending {
+                    statements.key_next_asc
+                } else {
+                    statements.key_next_desc
+                },
+                &[key, raw, &PAGE],
+            )?,
+        };
+        self.now = self.cache.now();
+        let Some(last) = rows.last() else {
+            self.done = true;
+            return Ok(());
+        };
+        match &mut self.cursor {
+            Cursor::Rowid { next, .. } => {
+                *next = match self.order {
+                    Order::Ascending => last.rowid.checked_add(1),
+                    Order::Descending => last.rowid.checked_sub(1),
+                };
+            }
+            Cursor::Key { last: position } => {
+                // As stored, a key that cannot be decoded included: the next page starts
+                // right after it.
+                *position = Some((last.key_as_stored.clone(), last.raw_as_stored.clone()));
+            }
+        }
+        self.page.extend(rows.into_iter().map(|r| r.row));
+        Ok(())
+    }
+}
+
+/// A row read from a page with where it stands in both orders.
+struct Positioned {
+    rowid: i64,
+    key_as_stored: AsStored,
+    raw_as_stored: AsStored,
+    row: PageRow,
+}
+
+/// Reads one page: each row's columns, undecoded.
+fn read_page<D: DiskFormat>(
+    cache: &Cache<D>,
+    sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+    key_at: usize,
+    raw_at: usize,
+    with_values: bool,
+) -> Result<Vec<Positioned>> {
+    cache.read_with(|c| {
+        let err = cache.sql_err();
+        let mut stmt = c.prepare_cached(sql).map_err(&err)?;
+        let mut rows = stmt.query(args).map_err(&err)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(&err)? {
+            out.push(read_row(r, key_at, raw_at, with_values)?);
+        }
+        Ok(out)
+    })
+}
+
+/// Reads a row's columns; only a failure to read the row at all is an error here.
+fn read_row(r: &Row<'_>, key_at: usize, raw_at: usize, with_values: bool) -> Result<Positioned> {
+    let rowid: i64 = r.get(0).map_err(column_err)?;
+    let raw_ref = r.get_ref(raw_at).map_err(column_err)?;
+    let key_ref = r.get_ref(key_at).map_err(column_err)?;
+    let raw = sql_value(raw_ref).unwrap_or(SqlValue::Null);
+    let key = sql_value(key_ref).map(|k| (k, raw_flag(&raw)));
+    let found = with_values.then(|| Found::from_row(r));
+    Ok(Positioned {
+        rowid,
+        key_as_stored: AsStored::of(key_ref),
+        raw_as_stored: AsStored::of(raw_ref),
+        row: PageRow { key, found },
+    })
+}
+
+impl<D: DiskFormat> Pager<D> {
+    /// The next key, decoded as `K`.
+    fn next_key<K: DeserializeOwned>(&mut self) -> Option<Result<K>> {
+        let row = match self.next_row()? {
+            Ok(row) => row,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(row.key.and_then(|(key, raw)| {
+            self.cache
+                .state()
+                .disk
+                .get(key.as_ref(), raw)
+                .map_err(Into::into)
+        }))
+    }
+
+    /// The next live item, decoded as `(K, V)`; expired entries and entries whose value file
+    /// is missing or truncated are skipped (they read as misses).
+    fn next_item<K: DeserializeOwned, V: DeserializeOwned>(&mut self) -> Option<Result<(K, V)>> {
+        loop {
+            let row = match self.next_row()? {
+                Ok(row) => row,
+                Err(e) => return Some(Err(e)),
+            };
+            match self.decode_item(row) {
+                Ok(Some(item)) => return Some(Ok(item)),
+                Ok(None) => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// Decodes an item row, or `None` when it has expired or its value file is missing or
+    /// truncated (python's `cache[key]` raises `KeyError` for both, and its iterators skip the
+    /// entry).
+    fn decode_item<K: DeserializeOwned, V: DeserializeOwned>(
+        &self,
+        row: PageRow,
+    ) -> Result<Option<(K, V)>> {
+        let found = row
+            .found
+            .unwrap_or_else(|| Err(column_err("an items page without value columns")))?;
+        if found.expire_time.is_some_and(|t| t <= self.now) {
+            return Ok(None);
+        }
+        let (key, raw) = row.key?;
+        let state = self.cache.state();
+        let key: K = state.disk.get(key.as_ref(), raw)?;
+        match state.disk.fetch::<V>(found.stored(), self.cache.files()) {
+            Ok(value) => Ok(Some((key, value))),
+            Err(
+                e @ (dcache_disk::Error::MissingFile { .. }
+                | dcache_disk::Error::SizeMismatch { .. }),
+            ) => {
+                log::warn!("dcache: skipping an entry whose value file is damaged: {e}");
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl<D: DiskFormat> std::fmt::Debug for Pager<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keys")
+        f.debug_struct("Pager")
             .field("order", &self.order)
             .field("cursor", &self.cursor)
             .finish_non_exhaustive()
     }
 }
 
-impl<K: DeserializeOwned, D: DiskFormat> Keys<K, D> {
-    fn new(cache: &Cache<D>, order: Order) -> Result<Self> {
-        // Snapshot the last rowid now: rows inserted later are not yielded.
-        let max: Option<i64> = cache.read_sql(|c| {
-            c.prepare_cached("SELECT MAX(rowid) FROM Cache")?
-                .query_row([], |r| r.get(0))
-        })?;
-        let (bound, cursor, done) = match (max, order) {
-            (None, _) => (None, 0, true),
-            (Some(m), Order::Ascending) => (Some(m.saturating_add(1)), 0, false),
-            (Some(m), Order::Descending) => (Some(0), m.saturating_add(1), false),
-        };
-        Ok(Keys {
-            cache: cache.clone(),
-            order,
-            bound,
-            cursor,
-            page: VecDeque::new(),
-            started: true,
-            done,
-            _key: PhantomData,
-        })
-    }
-
-    fn fill(&mut self) -> Result<()> {
-        let Some(bound) = self.bound else {
-            self.done = true;
-            return Ok(());
-        };
-        let (sql, args) = match self.order {
-            Order::Ascending => (
-                "SELECT rowid, key, raw FROM Cache WHERE ?1 < rowid AND rowid < ?2 ORDER BY rowid ASC LIMIT +?3",
-                (self.cursor, bound, PAGE),
-            ),
-            Order::Descending => (
-                "SELECT rowid, key, raw FROM Cache WHERE ?1 < rowid AND rowid < ?2 ORDER BY rowid DESC LIMIT +?3",
-                (bound, self.cursor, PAGE),
-            ),
-        };
-        let rows: Vec<(i64, SqlValue, bool)> = self.cache.read_sql(|c| {
-            c.prepare_cached(sql)?
-                .query_map(args, |r| {
-                    Ok((
-                        r.get(0)?,
-                        from_rusqlite(r.get(1)?),
-                        r.get::<_, Option<bool>>(2)?.unwrap_or(false),
-                    ))
-                })?
-                .collect()
-        })?;
-        if rows.is_empty() {
-            self.done = true;
-        }
-        self.page.extend(rows);
-        Ok(())
-    }
+/// Keys in insertion order (or reverse), as [`Cache::keys`] and [`Cache::keys_rev`] return
+/// them. Yields `Result`s: a page read or a key decode may fail, and iteration goes on past a
+/// key that cannot be decoded.
+///
+/// Entries added after the iterator was created are not yielded (python's behaviour); entries
+/// removed meanwhile are skipped; expired entries are included.
+pub struct Keys<K, D: DiskFormat> {
+    pager: Pager<D>,
+    _key: PhantomData<fn() -> K>,
 }
 
 impl<K: DeserializeOwned, D: DiskFormat> Iterator for Keys<K, D> {
     type Item = Result<K>;
 
     fn next(&mut self) -> Option<Result<K>> {
-        debug_assert!(self.started);
-        if self.page.is_empty()
-            && !self.done
-            && let Err(e) = self.fill()
-        {
-            self.done = true;
-            return Some(Err(e));
-        }
-        let (rowid, key, raw) = self.page.pop_front()?;
-        self.cursor = rowid;
-        Some(
-            self.cache
-                .state()
-                .disk
-                .get(key.as_ref(), raw)
-                .map_err(Into::into),
-        )
+        self.pager.next_key()
     }
 }
 
-/// Keys in SQLite's key order, as [`Cache::sorted_keys`] returns them.
+/// Keys in SQLite's key order, as [`Cache::sorted_keys`] returns them; iteration goes on past
+/// a key that cannot be decoded.
 pub struct SortedKeys<K, D: DiskFormat> {
-    cache: Cache<D>,
-    reverse: bool,
-    last: Option<(SqlValue, bool)>,
-    page: VecDeque<(SqlValue, bool)>,
-    done: bool,
+    pager: Pager<D>,
     _key: PhantomData<fn() -> K>,
-}
-
-impl<K, D: DiskFormat> std::fmt::Debug for SortedKeys<K, D> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SortedKeys")
-            .field("reverse", &self.reverse)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<K: DeserializeOwned, D: DiskFormat> SortedKeys<K, D> {
-    fn fill(&mut self) -> Result<()> {
-        let rows: Vec<(SqlValue, bool)> = self.cache.read_sql(|c| {
-            let map = |r: &rusqlite::Row<'_>| Ok((from_rusqlite(r.get(0)?), r.get::<_, Option<bool>>(1)?.unwrap_or(false)));
-            match (&self.last, self.reverse) {
-                (None, false) => c.prepare_cached("SELECT key, raw FROM Cache ORDER BY key ASC, raw ASC LIMIT +?1")?.query_map([PAGE], map)?.collect(),
-                (None, true) => c.prepare_cached("SELECT key, raw FROM Cache ORDER BY key DESC, raw DESC LIMIT +?1")?.query_map([PAGE], map)?.collect(),
-                (Some((key, raw)), false) => c
-                    .prepare_cached("SELECT key, raw FROM Cache WHERE key = ?1 AND raw > ?2 OR key > ?1 ORDER BY key ASC, raw ASC LIMIT +?3")?
-                    .query_map((Bind(key.as_ref()), raw, PAGE), map)?
-                    .collect(),
-                (Some((key, raw)), true) => c
-                    .prepare_cached("SELECT key, raw FROM Cache WHERE key = ?1 AND raw < ?2 OR key < ?1 ORDER BY key DESC, raw DESC LIMIT +?3")?
-                    .query_map((Bind(key.as_ref()), raw, PAGE), map)?
-                    .collect(),
-            }
-        })?;
-        if rows.is_empty() {
-            self.done = true;
-        }
-        self.page.extend(rows);
-        Ok(())
-    }
 }
 
 impl<K: DeserializeOwned, D: DiskFormat> Iterator for SortedKeys<K, D> {
     type Item = Result<K>;
 
     fn next(&mut self) -> Option<Result<K>> {
-        if self.page.is_empty()
-            && !self.done
-            && let Err(e) = self.fill()
-        {
-            self.done = true;
-            return Some(Err(e));
-        }
-        let (key, raw) = self.page.pop_front()?;
-        let decoded = self
-            .cache
-            .state()
-            .disk
-            .get(key.as_ref(), raw)
-            .map_err(Into::into);
-        self.last = Some((key, raw));
-        Some(decoded)
+        self.pager.next_key()
     }
 }
+
+/// Live entries with their values in insertion order (or reverse), as [`Cache::items`] and
+/// [`Cache::items_rev`] return them. Yields `Result`s: a page read or a decode may fail, and
+/// iteration goes on after an error for one entry.
+///
+/// Like [`Keys`], it reads pages of 100 rows and holds no connection between pages; entries
+/// added after the iterator was created are not yielded. Each page, values included, is read
+/// in one query: an entry removed before its page is read is skipped, one removed after is
+/// still yielded. Unlike [`Keys`], expired entries and entries whose value file is missing are
+/// skipped (they read as misses).
+pub struct Items<K, V, D: DiskFormat> {
+    pager: Pager<D>,
+    _item: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> Iterator for Items<K, V, D> {
+    type Item = Result<(K, V)>;
+
+    fn next(&mut self) -> Option<Result<(K, V)>> {
+        self.pager.next_item()
+    }
+}
+
+/// Live entries with their values in SQLite's key order, as [`Cache::sorted_items`] returns
+/// them (python's `Deque` iterates this way). Yields `Result`s; iteration goes on after an
+/// error for one entry.
+///
+/// Pages of 100 rows by key set, each read in one query, no connection held between pages:
+/// entries removed before their page is read are skipped, entries added beyond the current
+/// position are yielded. Expired entries and entries whose value file is missing are skipped.
+pub struct SortedItems<K, V, D: DiskFormat> {
+    pager: Pager<D>,
+    _item: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> Iterator for SortedItems<K, V, D> {
+    type Item = Result<(K, V)>;
+
+    fn next(&mut self) -> Option<Result<(K, V)>> {
+        self.pager.next_item()
+    }
+}
+
+/// `Debug` for the iterators without asking it of the key and value types.
+macro_rules! debug_via_pager {
+    ($($name:ident<$($param:ident),+>),+) => {$(
+        impl<$($param,)+ D: DiskFormat> std::fmt::Debug for $name<$($param,)+ D> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name)).field("pager", &self.pager).finish()
+            }
+        }
+    )+};
+}
+
+debug_via_pager!(Keys<K>, SortedKeys<K>, Items<K, V>, SortedItems<K, V>);
 
 impl<D: DiskFormat> Cache<D> {
     /// The keys in insertion order, oldest first (python's `iter(cache)`); overwriting a key
@@ -217,7 +506,10 @@ impl<D: DiskFormat> Cache<D> {
     /// # Ok::<(), dcache_core::Error>(())
     /// ```
     pub fn keys<K: DeserializeOwned>(&self) -> Result<Keys<K, D>> {
-        Keys::new(self, Order::Ascending)
+        Ok(Keys {
+            pager: Pager::by_rowid(self, Order::Ascending, false)?,
+            _key: PhantomData,
+        })
     }
 
     /// The keys newest first (python's `reversed(cache)`).
@@ -226,7 +518,10 @@ impl<D: DiskFormat> Cache<D> {
     ///
     /// As [`keys`](Self::keys).
     pub fn keys_rev<K: DeserializeOwned>(&self) -> Result<Keys<K, D>> {
-        Keys::new(self, Order::Descending)
+        Ok(Keys {
+            pager: Pager::by_rowid(self, Order::Descending, false)?,
+            _key: PhantomData,
+        })
     }
 
     /// The keys in SQLite's order of the `key` column (python's `iterkeys`): numbers, then
@@ -234,277 +529,27 @@ impl<D: DiskFormat> Cache<D> {
     #[must_use]
     pub fn sorted_keys<K: DeserializeOwned>(&self, reverse: bool) -> SortedKeys<K, D> {
         SortedKeys {
-            cache: self.clone(),
-            reverse,
-            last: None,
-            page: VecDeque::new(),
-            done: false,
+            pager: Pager::by_key(self, order_of(reverse), false),
             _key: PhantomData,
         }
     }
 }
 
-/// A row read with its value: the lookup columns, the key and its `raw` flag.
-type ItemRow = (Found, SqlValue, bool);
+fn order_of(reverse: bool) -> Order {
+    if reverse {
+        Order::Descending
+    } else {
+        Order::Ascending
+    }
+}
 
-/// Reads the columns `rowid, expire_time, tag, mode, filename, value, size, key, raw`.
-fn item_row(r: &rusqlite::Row<'_>) -> Result<ItemRow> {
+/// Reads the columns `rowid, expire_time, tag, mode, filename, value, size, key, raw` of one
+/// row (`nth_sorted_item`).
+fn item_row(r: &Row<'_>) -> Result<(Found, SqlValue, bool)> {
     let found = Found::from_row(r)?;
-    let key = sql_value(r.get_ref(7).map_err(crate::sqlval::column_err)?)?;
-    let raw = r
-        .get::<_, Option<bool>>(8)
-        .map_err(crate::sqlval::column_err)?
-        .unwrap_or(false);
+    let key = sql_value(r.get_ref(7).map_err(column_err)?)?;
+    let raw = raw_flag(&sql_value(r.get_ref(8).map_err(column_err)?)?);
     Ok((found, key, raw))
-}
-
-impl<D: DiskFormat> Cache<D> {
-    /// Decodes an item row, or `None` when it has expired at `now` or its value file is
-    /// missing or truncated (python's `cache[key]` raises `KeyError` for both, and its
-    /// iterators skip the entry).
-    fn decode_item<K: DeserializeOwned, V: DeserializeOwned>(
-        &self,
-        (found, key, raw): ItemRow,
-        now: f64,
-    ) -> Result<Option<(K, V)>> {
-        if found.expire_time.is_some_and(|t| t <= now) {
-            return Ok(None);
-        }
-        let state = self.state();
-        let key: K = state.disk.get(key.as_ref(), raw)?;
-        match state.disk.fetch::<V>(found.stored(), self.files()) {
-            Ok(value) => Ok(Some((key, value))),
-            Err(
-                e @ (dcache_disk::Error::MissingFile { .. }
-                | dcache_disk::Error::SizeMismatch { .. }),
-            ) => {
-                log::warn!("dcache: skipping an entry whose value file is damaged: {e}");
-                Ok(None)
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
-/// Live entries with their values in insertion order (or reverse), as [`Cache::items`] and
-/// [`Cache::items_rev`] return them. Yields `Result`s: a page read or a decode may fail, and
-/// iteration goes on after an error.
-///
-/// Like [`Keys`], it reads pages of 100 rows and holds no connection between pages; entries
-/// added after the iterator was created are not yielded. Each page, values included, is read
-/// in one query: an entry removed before its page is read is skipped, one removed after is
-/// still yielded. Unlike [`Keys`], expired entries and entries whose value file is missing are
-/// skipped (they read as misses).
-pub struct Items<K, V, D: DiskFormat> {
-    cache: Cache<D>,
-    order: Order,
-    /// Exclusive bound on the far side (`MAX(rowid) + 1` when ascending).
-    bound: Option<i64>,
-    /// The last rowid read.
-    cursor: i64,
-    page: VecDeque<ItemRow>,
-    /// The clock reading of the last page: entries expired at that time are skipped.
-    now: f64,
-    done: bool,
-    _item: PhantomData<fn() -> (K, V)>,
-}
-
-impl<K, V, D: DiskFormat> std::fmt::Debug for Items<K, V, D> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Items")
-            .field("order", &self.order)
-            .field("cursor", &self.cursor)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> Items<K, V, D> {
-    fn new(cache: &Cache<D>, order: Order) -> Result<Self> {
-        let max: Option<i64> = cache.read_sql(|c| {
-            c.prepare_cached("SELECT MAX(rowid) FROM Cache")?
-                .query_row([], |r| r.get(0))
-        })?;
-        let (bound, cursor, done) = match (max, order) {
-            (None, _) => (None, 0, true),
-            (Some(m), Order::Ascending) => (Some(m.saturating_add(1)), 0, false),
-            (Some(m), Order::Descending) => (Some(0), m.saturating_add(1), false),
-        };
-        Ok(Items {
-            cache: cache.clone(),
-            order,
-            bound,
-            cursor,
-            page: VecDeque::new(),
-            now: 0.0,
-            done,
-            _item: PhantomData,
-        })
-    }
-
-    fn fill(&mut self) -> Result<()> {
-        let Some(bound) = self.bound else {
-            self.done = true;
-            return Ok(());
-        };
-        let (sql, args) = match self.order {
-            Order::Ascending => (
-                "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw FROM Cache \
-                 WHERE ?1 < rowid AND rowid < ?2 ORDER BY rowid ASC LIMIT +?3",
-                (self.cursor, bound, PAGE),
-            ),
-            Order::Descending => (
-                "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw FROM Cache \
-                 WHERE ?1 < rowid AND rowid < ?2 ORDER BY rowid DESC LIMIT +?3",
-                (bound, self.cursor, PAGE),
-            ),
-        };
-        let rows = self.cache.read_with(|c| {
-            let mut stmt = c.prepare_cached(sql).map_err(self.cache.sql_err())?;
-            let mut rows = stmt.query(args).map_err(self.cache.sql_err())?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().map_err(self.cache.sql_err())? {
-                out.push(item_row(r)?);
-            }
-            Ok(out)
-        })?;
-        self.now = self.cache.now();
-        match rows.last() {
-            None => self.done = true,
-            Some((found, _, _)) => self.cursor = found.rowid,
-        }
-        self.page.extend(rows);
-        Ok(())
-    }
-}
-
-impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> Iterator for Items<K, V, D> {
-    type Item = Result<(K, V)>;
-
-    fn next(&mut self) -> Option<Result<(K, V)>> {
-        loop {
-            if self.page.is_empty()
-                && !self.done
-                && let Err(e) = self.fill()
-            {
-                self.done = true;
-                return Some(Err(e));
-            }
-            let row = self.page.pop_front()?;
-            match self.cache.decode_item(row, self.now) {
-                Ok(Some(item)) => return Some(Ok(item)),
-                Ok(None) => {}
-                Err(e) => return Some(Err(e)),
-            }
-        }
-    }
-}
-
-/// Live entries with their values in SQLite's key order, as [`Cache::sorted_items`] returns
-/// them (python's `Deque` iterates this way). Yields `Result`s; iteration goes on after an
-/// error.
-///
-/// Pages of 100 rows by key set, each read in one query, no connection held between pages:
-/// entries removed before their page is read are skipped, entries added beyond the current
-/// position are yielded. Expired entries and entries whose value file is missing are skipped.
-pub struct SortedItems<K, V, D: DiskFormat> {
-    cache: Cache<D>,
-    reverse: bool,
-    last: Option<(SqlValue, bool)>,
-    page: VecDeque<ItemRow>,
-    now: f64,
-    done: bool,
-    _item: PhantomData<fn() -> (K, V)>,
-}
-
-impl<K, V, D: DiskFormat> std::fmt::Debug for SortedItems<K, V, D> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SortedItems")
-            .field("reverse", &self.reverse)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> SortedItems<K, V, D> {
-    fn fill(&mut self) -> Result<()> {
-        let rows = self.cache.read_with(|c| {
-            let err = self.cache.sql_err();
-            let mut stmt;
-            let mut rows = match (&self.last, self.reverse) {
-                (None, false) => {
-                    stmt = c
-                        .prepare_cached(
-                            "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw \
-                             FROM Cache ORDER BY key ASC, raw ASC LIMIT +?1",
-                        )
-                        .map_err(&err)?;
-                    stmt.query([PAGE]).map_err(&err)?
-                }
-                (None, true) => {
-                    stmt = c
-                        .prepare_cached(
-                            "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw \
-                             FROM Cache ORDER BY key DESC, raw DESC LIMIT +?1",
-                        )
-                        .map_err(&err)?;
-                    stmt.query([PAGE]).map_err(&err)?
-                }
-                (Some((key, raw)), false) => {
-                    stmt = c
-                        .prepare_cached(
-                            "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw \
-                             FROM Cache WHERE key = ?1 AND raw > ?2 OR key > ?1 \
-                             ORDER BY key ASC, raw ASC LIMIT +?3",
-                        )
-                        .map_err(&err)?;
-                    stmt.query((Bind(key.as_ref()), raw, PAGE)).map_err(&err)?
-                }
-                (Some((key, raw)), true) => {
-                    stmt = c
-                        .prepare_cached(
-                            "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw \
-                             FROM Cache WHERE key = ?1 AND raw < ?2 OR key < ?1 \
-                             ORDER BY key DESC, raw DESC LIMIT +?3",
-                        )
-                        .map_err(&err)?;
-                    stmt.query((Bind(key.as_ref()), raw, PAGE)).map_err(&err)?
-                }
-            };
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().map_err(&err)? {
-                out.push(item_row(r)?);
-            }
-            Ok(out)
-        })?;
-        self.now = self.cache.now();
-        match rows.last() {
-            None => self.done = true,
-            Some((_, key, raw)) => self.last = Some((key.clone(), *raw)),
-        }
-        self.page.extend(rows);
-        Ok(())
-    }
-}
-
-impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> Iterator for SortedItems<K, V, D> {
-    type Item = Result<(K, V)>;
-
-    fn next(&mut self) -> Option<Result<(K, V)>> {
-        loop {
-            if self.page.is_empty()
-                && !self.done
-                && let Err(e) = self.fill()
-            {
-                self.done = true;
-                return Some(Err(e));
-            }
-            let row = self.page.pop_front()?;
-            match self.cache.decode_item(row, self.now) {
-                Ok(Some(item)) => return Some(Ok(item)),
-                Ok(None) => {}
-                Err(e) => return Some(Err(e)),
-            }
-        }
-    }
 }
 
 impl<D: DiskFormat> Cache<D> {
@@ -530,7 +575,10 @@ impl<D: DiskFormat> Cache<D> {
     /// # Ok::<(), dcache_core::Error>(())
     /// ```
     pub fn items<K: DeserializeOwned, V: DeserializeOwned>(&self) -> Result<Items<K, V, D>> {
-        Items::new(self, Order::Ascending)
+        Ok(Items {
+            pager: Pager::by_rowid(self, Order::Ascending, true)?,
+            _item: PhantomData,
+        })
     }
 
     /// The live entries with their values, newest first.
@@ -550,7 +598,10 @@ impl<D: DiskFormat> Cache<D> {
     /// # Ok::<(), dcache_core::Error>(())
     /// ```
     pub fn items_rev<K: DeserializeOwned, V: DeserializeOwned>(&self) -> Result<Items<K, V, D>> {
-        Items::new(self, Order::Descending)
+        Ok(Items {
+            pager: Pager::by_rowid(self, Order::Descending, true)?,
+            _item: PhantomData,
+        })
     }
 
     /// The live entries with their values in SQLite's order of the `key` column (the order of
@@ -572,12 +623,7 @@ impl<D: DiskFormat> Cache<D> {
         reverse: bool,
     ) -> SortedItems<K, V, D> {
         SortedItems {
-            cache: self.clone(),
-            reverse,
-            last: None,
-            page: VecDeque::new(),
-            now: 0.0,
-            done: false,
+            pager: Pager::by_key(self, order_of(reverse), true),
             _item: PhantomData,
         }
     }
@@ -622,8 +668,8 @@ impl<D: DiskFormat> Cache<D> {
             rows.next()?
                 .map(|r| {
                     Ok((
-                        from_rusqlite(r.get(0)?),
-                        r.get::<_, Option<bool>>(1)?.unwrap_or(false),
+                        crate::sqlval::from_rusqlite(r.get(0)?),
+                        raw_flag(&crate::sqlval::from_rusqlite(r.get(1)?)),
                     ))
                 })
                 .transpose()

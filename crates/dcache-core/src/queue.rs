@@ -382,9 +382,9 @@ impl<D: DiskFormat> Cache<D> {
                         Some(r) => (
                             Found::from_row(r)?,
                             crate::sqlval::sql_value(r.get_ref(7).map_err(self.sql_err())?)?,
-                            r.get::<_, Option<bool>>(8)
-                                .map_err(self.sql_err())?
-                                .unwrap_or(false),
+                            crate::sqlval::raw_flag(&crate::sqlval::from_rusqlite(
+                                r.get(8).map_err(self.sql_err())?,
+                            )),
                         ),
                     }
                 };
@@ -393,7 +393,21 @@ impl<D: DiskFormat> Cache<D> {
                     continue;
                 }
                 let key: K = state.disk.get(key.as_ref(), raw)?;
-                let value: V = state.disk.fetch(found.stored(), self.files())?;
+                let value: V = match state.disk.fetch(found.stored(), self.files()) {
+                    Ok(v) => v,
+                    Err(
+                        e @ (dcache_disk::Error::MissingFile { .. }
+                        | dcache_disk::Error::SizeMismatch { .. }),
+                    ) => {
+                        // As `pull`: python skips an entry whose file vanished (it reads as a
+                        // miss), and the row goes too, so the next call finds the next entry
+                        // instead of failing on this one forever.
+                        log::warn!("dcache: skipping an entry whose value file is damaged: {e}");
+                        self.delete_rowid(tx, found.rowid, found.filename.clone())?;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 if remove {
                     self.delete_rowid(tx, found.rowid, found.filename.clone())?;
                 }
@@ -421,7 +435,7 @@ impl<D: DiskFormat> Cache<D> {
         }
         let now = self.now();
         let columns = Columns {
-            expire_time: opts.expire.map(|d| now + d.as_secs_f64()),
+            expire_time: opts.expire.map(|d| crate::clock::expire_at(now, d)),
             tag: opts.tag.as_ref().map_or(SqlRef::Null, Tag::as_sql),
             stored: stored.as_ref(),
         };

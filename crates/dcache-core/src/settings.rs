@@ -199,7 +199,7 @@ impl Settings {
             statistics: parse_bool("statistics", get("statistics")?)?,
             tag_index: parse_bool("tag_index", get("tag_index")?)?,
             eviction_policy: parse_policy(get("eviction_policy")?)?,
-            size_limit: parse_u64("size_limit", get("size_limit")?)?,
+            size_limit: parse_size_limit("size_limit", get("size_limit")?)?,
             cull_limit: parse_u64("cull_limit", get("cull_limit")?)?,
             sqlite_auto_vacuum: parse_range(
                 "sqlite_auto_vacuum",
@@ -238,7 +238,8 @@ pub(crate) fn validate(name: &str, value: &SqlValue) -> Result<()> {
     match name {
         "statistics" | "tag_index" => parse_bool(name, v).map(drop),
         "eviction_policy" => parse_policy(v).map(drop),
-        "size_limit" | "cull_limit" => parse_u64(name, v).map(drop),
+        "size_limit" => parse_size_limit(name, v).map(drop),
+        "cull_limit" => parse_u64(name, v).map(drop),
         "sqlite_auto_vacuum" => parse_range(name, v, 0, 2).map(drop),
         "sqlite_synchronous" => parse_range(name, v, 0, 3).map(drop),
         "sqlite_mmap_size" => parse_range(name, v, 0, i64::MAX).map(drop),
@@ -277,6 +278,16 @@ fn parse_range(name: &str, v: SqlRef<'_>, lo: i64, hi: i64) -> Result<i64> {
 
 fn parse_u64(name: &str, v: SqlRef<'_>) -> Result<u64> {
     Ok(parse_range(name, v, 0, i64::MAX)? as u64)
+}
+
+/// `size_limit`: an integer, or a real as python's FanoutCache stores it (`size_limit / shards`,
+/// fractional when the count does not divide it, e.g. 357913941.33 for 3 shards of 1 GiB).
+/// Only compared with a whole number of bytes, so rounding down changes nothing.
+fn parse_size_limit(name: &str, v: SqlRef<'_>) -> Result<u64> {
+    match v {
+        SqlRef::Real(f) if (0.0..9.0e18).contains(&f) => Ok(f.floor() as u64),
+        _ => parse_u64(name, v),
+    }
 }
 
 fn parse_bool(name: &str, v: SqlRef<'_>) -> Result<bool> {
@@ -345,7 +356,14 @@ mod tests {
             parse_u64("size_limit", SqlRef::Real(134_217_728.0)).unwrap(),
             134_217_728
         );
-        assert!(parse_u64("size_limit", SqlRef::Real(1.5)).is_err());
+        assert!(parse_u64("cull_limit", SqlRef::Real(1.5)).is_err());
+        // python's FanoutCache(shards=3) stores a third of 1 GiB.
+        assert_eq!(
+            parse_size_limit("size_limit", SqlRef::Real(357_913_941.333_333_3)).unwrap(),
+            357_913_941
+        );
+        assert!(parse_size_limit("size_limit", SqlRef::Real(-1.0)).is_err());
+        assert!(parse_size_limit("size_limit", SqlRef::Real(f64::NAN)).is_err());
         assert!(parse_u64("size_limit", SqlRef::Text("abc")).is_err());
         assert!(parse_u64("size_limit", SqlRef::Integer(-1)).is_err());
         assert!(validate("count", &SqlValue::Integer(1)).is_err());

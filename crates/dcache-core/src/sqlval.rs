@@ -73,3 +73,15 @@ pub(crate) fn column_err(e: impl std::fmt::Display) -> crate::Error {
         ),
     })
 }
+
+/// python's truthiness of the `raw` column (python tests `if raw:`), so a row with an odd
+/// flag reads as python reads it.
+pub(crate) fn raw_flag(raw: &SqlValue) -> bool {
+    match raw {
+        SqlValue::Null => false,
+        SqlValue::Integer(i) => *i != 0,
+        SqlValue::Real(f) => *f != 0.0,
+        SqlValue::Text(t) => !t.is_empty(),
+        SqlValue::Blob(b) => !b.is_empty(),
+    }
+}

@@ -274,3 +274,331 @@ fn closing_and_reopening_connections_is_not_taken_for_a_replaced_file() -> TestR
     assert_eq!(b.get::<i64>("k")?, Some(5));
     Ok(())
 }
+
+/// Inserts a row as another program might (python's column order), firing the triggers.
+#[allow(clippy::needless_pass_by_value)] // callers build the values in place
+fn plant(
+    db: &Path,
+    rowid: i64,
+    key: rusqlite::types::Value,
+    raw: rusqlite::types::Value,
+    mode: i64,
+    value: rusqlite::types::Value,
+) -> rusqlite::Result<()> {
+    rusqlite::Connection::open(db)?.execute(
+        "INSERT INTO Cache (rowid, key, raw, store_time, expire_time, access_time, access_count, tag, size, mode, filename, value) \
+         VALUES (?1, ?2, ?3, 0, NULL, 0, 0, NULL, 0, ?4, NULL, ?5)",
+        rusqlite::params![rowid, key, raw, mode, value],
+    )?;
+    Ok(())
+}
+
+#[test]
+fn one_bad_row_is_an_error_for_that_row_and_iteration_goes_on() -> TestResult {
+    use rusqlite::types::Value as V;
+    let dir = tempfile::tempdir()?;
+    let cache = Cache::open(dir.path())?;
+    for i in 0..260i64 {
+        cache.set(format!("k{i:03}"), i)?;
+    }
+    let db = dir.path().join("cache.db");
+    // Spread through the pages: an impossible mode, a NULL key, a key that is not UTF-8.
+    let conn = rusqlite::Connection::open(&db)?;
+    for (rowid, change) in [
+        (50, "mode = 99"),
+        (150, "key = NULL"),
+        (250, "key = CAST(X'fffe' AS TEXT)"),
+    ] {
+        conn.execute(
+            &format!("UPDATE Cache SET {change} WHERE rowid = {rowid}"),
+            [],
+        )?;
+    }
+    drop(conn);
+    // An odd raw flag reads as python reads it (`if raw:`): a raw key.
+    plant(
+        &db,
+        1_000,
+        V::Text("odd-raw".into()),
+        V::Integer(2),
+        1,
+        V::Integer(7),
+    )?;
+
+    let items: Vec<_> = cache.items::<String, i64>()?.collect();
+    let ok: Vec<_> = items.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(ok.len(), 258, "every good entry is yielded");
+    assert!(ok.iter().any(|(k, v)| k == "odd-raw" && *v == 7));
+    assert_eq!(items.len() - ok.len(), 3, "one error per bad row");
+    let items_rev: Vec<_> = cache.items_rev::<String, i64>()?.collect();
+    assert_eq!(items_rev.iter().filter(|r| r.is_ok()).count(), 258);
+
+    let keys: Vec<_> = cache.keys::<String>()?.collect();
+    assert_eq!(
+        keys.iter().filter(|r| r.is_ok()).count(),
+        259,
+        "keys include bad-mode"
+    );
+    assert_eq!(keys.len(), 261);
+
+    for reverse in [false, true] {
+        let sorted: Vec<_> = cache.sorted_items::<String, i64>(reverse).collect();
+        assert_eq!(
+            sorted.iter().filter(|r| r.is_ok()).count(),
+            258,
+            "reverse {reverse}"
+        );
+        let sorted_keys: Vec<_> = cache.sorted_keys::<String>(reverse).collect();
+        assert_eq!(sorted_keys.len(), 261, "reverse {reverse}");
+    }
+    Ok(())
+}
+
+#[test]
+fn rows_at_rowid_zero_negative_and_max_are_iterated() -> TestResult {
+    use rusqlite::types::Value as V;
+    let dir = tempfile::tempdir()?;
+    let cache = Cache::open(dir.path())?;
+    cache.set("middle", 1)?;
+    let db = dir.path().join("cache.db");
+    for (rowid, key) in [
+        (0, "zero"),
+        (-5, "negative"),
+        (i64::MIN, "min"),
+        (i64::MAX, "max"),
+    ] {
+        plant(
+            &db,
+            rowid,
+            V::Text(key.into()),
+            V::Integer(1),
+            1,
+            V::Integer(rowid),
+        )?;
+    }
+    assert_eq!(cache.len()?, 5);
+    let keys: Vec<String> = cache.keys()?.collect::<Result<_, _>>()?;
+    assert_eq!(keys, ["min", "negative", "zero", "middle", "max"]);
+    let rev: Vec<String> = cache.keys_rev()?.collect::<Result<_, _>>()?;
+    assert_eq!(rev, ["max", "middle", "zero", "negative", "min"]);
+    let items: Vec<(String, i64)> = cache.items()?.collect::<Result<_, _>>()?;
+    assert_eq!(items.len(), 5);
+    Ok(())
+}
+
+#[test]
+fn check_reports_bad_rows_and_counters_and_fix_repairs_them() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let cache = Cache::open(dir.path())?;
+    for i in 0..10 {
+        cache.set(i, vec![1u8; 40_000])?; // value files
+    }
+    let db = dir.path().join("cache.db");
+    let conn = rusqlite::Connection::open(&db)?;
+    conn.execute("UPDATE Cache SET filename = X'00ff' WHERE key = 1", [])?;
+    conn.execute("UPDATE Cache SET size = NULL WHERE key = 2", [])?;
+    conn.execute("UPDATE Settings SET value = 'abc' WHERE key = 'count'", [])?;
+    conn.execute("UPDATE Settings SET value = 1e300 WHERE key = 'size'", [])?;
+    drop(conn);
+    let found = cache.check(false)?;
+    let has = |p: &dyn Fn(&dcache_core::Warning) -> bool| found.iter().any(p);
+    assert!(
+        has(&|w| matches!(w, dcache_core::Warning::BadRow { .. })),
+        "{found:?}"
+    );
+    assert!(
+        has(&|w| matches!(w, dcache_core::Warning::WrongSize { recorded: 0, .. })),
+        "{found:?}"
+    );
+    assert!(
+        has(&|w| matches!(w, dcache_core::Warning::BadCounter { name: "count", .. })),
+        "{found:?}"
+    );
+    assert!(
+        has(&|w| matches!(w, dcache_core::Warning::BadCounter { name: "size", .. })),
+        "{found:?}"
+    );
+    let fixed = cache.check_with(true, std::time::Duration::ZERO)?;
+    assert!(!fixed.is_empty());
+    let after = cache.check(false)?;
+    assert!(after.is_empty(), "{after:?}");
+    assert_eq!(
+        cache.len()?,
+        9,
+        "the row with a blob filename is gone, nothing else"
+    );
+    assert_eq!(cache.get_bytes(2)?.map(|b| b.len()), Some(40_000));
+    Ok(())
+}
+
+#[test]
+fn check_finds_orphans_in_a_directory_whose_path_contains_cache_db() -> TestResult {
+    let parent = tempfile::tempdir()?;
+    let dir = parent.path().join("my-cache.db-files");
+    let cache = Cache::open(&dir)?;
+    cache.set("k", vec![1u8; 40_000])?;
+    fs::create_dir_all(dir.join("ab/cd"))?;
+    fs::write(dir.join("ab/cd/orphan.val"), b"x")?;
+    let found = cache.check(false)?;
+    assert!(
+        found.iter().any(|w| matches!(w, dcache_core::Warning::UnknownFile { path } if path.ends_with("orphan.val"))),
+        "{found:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_missing_value_file_at_the_end_is_skipped_by_peekitem_and_popitem() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let cache = Cache::open(dir.path())?;
+    cache.set("a", vec![1u8; 40_000])?;
+    cache.set("b", vec![2u8; 40_000])?;
+    cache.set("c", vec![3u8; 40_000])?;
+    let files = common::value_files(dir.path());
+    assert_eq!(files.len(), 3);
+    // Remove the newest entry's file ("c"): find it by content.
+    for f in &files {
+        if fs::read(dir.path().join(f))?[0] == 3 {
+            fs::remove_file(dir.path().join(f))?;
+        }
+    }
+    let (k, e) = cache.peekitem::<String, Vec<u8>>(true)?.expect("an entry");
+    assert_eq!((k.as_str(), e.value[0]), ("b", 2));
+    let (k, _) = cache.popitem::<String, Vec<u8>>(true)?.expect("an entry");
+    assert_eq!(k, "b");
+    let (k, _) = cache.popitem::<String, Vec<u8>>(true)?.expect("an entry");
+    assert_eq!(k, "a");
+    assert!(cache.popitem::<String, Vec<u8>>(true)?.is_none());
+    Ok(())
+}
+
+#[test]
+fn the_longest_time_to_live_is_stored_as_a_far_expiry() -> TestResult {
+    let cache = Cache::temp()?;
+    cache.set_with(
+        "k",
+        1,
+        dcache_core::SetOptions::new().expire(std::time::Duration::MAX),
+    )?;
+    let entry = cache.get_entry::<i64>("k")?.expect("live");
+    let expires = entry.expire_time.expect("an expiry is stored");
+    assert!((dcache_core::unix_seconds(expires) - dcache_core::MAX_EXPIRE_TIME).abs() < 1e-3);
+    assert!(cache.touch("k", Some(std::time::Duration::MAX))?);
+    assert!(
+        cache
+            .get_entry::<i64>("k")?
+            .expect("live")
+            .expire_time
+            .is_some()
+    );
+    Ok(())
+}
+
+#[cfg(unix)]
+#[test]
+fn temporary_caches_are_private_and_randomly_named() -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    let a = Cache::temp()?;
+    let b = Cache::temp()?;
+    for cache in [&a, &b] {
+        let mode = std::fs::metadata(cache.directory())?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", cache.directory().display());
+        let name = cache
+            .directory()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        // `<prefix>-` then 12 random characters: nothing guessable such as the pid.
+        let random = name.rsplit('-').next().unwrap();
+        assert_eq!(random.len(), 12, "{name}");
+    }
+    assert_ne!(a.directory(), b.directory());
+    Ok(())
+}
+
+/// Connections closing in one thread while another starts a write: SQLite deletes `-wal` and
+/// `-shm` when the last connection closes and the next write creates new ones, which is not a
+/// replaced file. Found under load: a close finishing before its bookkeeping made the next
+/// write compare new files with deleted ones.
+#[test]
+fn handles_opened_and_dropped_by_many_threads_never_see_a_replaced_file() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    Cache::open(dir.path())?.set("seed", 0)?;
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let path = dir.path().to_path_buf();
+            std::thread::spawn(move || -> Result<(), dcache_core::Error> {
+                for i in 0..60 {
+                    let cache = Cache::open(&path)?;
+                    cache.set((t, i), i)?;
+                    drop(cache);
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("no panic")?;
+    }
+    let cache = Cache::open(dir.path())?;
+    assert_eq!(cache.len()?, 1 + 4 * 60);
+    Ok(())
+}
+
+/// With statistics on, a value file is opened under the write lock (a missing one counts a
+/// miss) and read after the commit; a writer replacing the entry meanwhile never turns a hit
+/// into a miss or a wrong value.
+#[test]
+fn recorded_reads_count_like_python_and_read_files_after_the_commit() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let cache = Cache::builder().statistics(true).open(dir.path())?;
+    let big = |n: u8| vec![n; 64 * 1024];
+    cache.set("file", big(1).as_slice())?;
+    cache.set("gone", big(2).as_slice())?;
+    assert_eq!(cache.get_bytes("file")?, Some(big(1)));
+    // Remove "gone"'s value file behind the cache's back: a miss, counted as one.
+    for path in walk_files(dir.path()) {
+        if std::fs::read(&path)? == big(2) {
+            std::fs::remove_file(path)?;
+        }
+    }
+    assert_eq!(cache.get_bytes("gone")?, None);
+    assert_eq!(cache.get_bytes("absent")?, None);
+    let stats = cache.stats(true, false)?;
+    assert_eq!((stats.hits, stats.misses), (1, 2));
+
+    let writer = {
+        let cache = cache.clone();
+        std::thread::spawn(move || -> Result<(), dcache_core::Error> {
+            for i in 0..200u16 {
+                cache.set("file", vec![(i % 250) as u8 + 3; 64 * 1024].as_slice())?;
+            }
+            Ok(())
+        })
+    };
+    for _ in 0..200 {
+        let value = cache
+            .get_bytes("file")?
+            .expect("never a miss while it is being replaced");
+        assert_eq!(value.len(), 64 * 1024);
+        assert!(value.iter().all(|b| *b == value[0]), "one whole value");
+    }
+    writer.join().expect("no panic")?;
+    let stats = cache.stats(true, false)?;
+    assert_eq!((stats.hits, stats.misses), (201, 2));
+    Ok(())
+}
+
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk_files(&path));
+        } else if path.extension().is_some_and(|e| e == "val") {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -538,8 +538,11 @@ impl JsonDisk {
     }
 
     fn decode_value(compressed: &[u8]) -> Result<Value> {
-        // Deflate expands at most ~1032:1, so this allocation is bounded by the input.
-        let mut json = Vec::with_capacity(compressed.len().saturating_mul(4));
+        // A first guess of 4:1, only as a hint: a refused reservation is not an abort, and
+        // `read_to_end` grows the buffer with fallible reservations as output arrives (deflate
+        // expands at most ~1032:1, so the output is bounded by the input).
+        let mut json = Vec::new();
+        let _ = json.try_reserve(compressed.len().saturating_mul(4));
         flate2::read::ZlibDecoder::new(compressed)
             .read_to_end(&mut json)
             .map_err(|e| Error::decode(Format::Zlib, e))?;

@@ -118,6 +118,52 @@ pub enum Error {
         path: String,
     },
 
+    /// A stored value file name stays inside the cache directory but is not a value file
+    /// name: it names the top level of the directory (where the database lives), the database
+    /// or its `-wal`/`-shm`/`-journal`, or has an empty, `.`, or NUL component. Nothing is
+    /// opened or removed.
+    #[error(
+        "refusing value file name {path:?} read from the database: {reason}; a value file is a \
+         relative path of at least two plain components (python writes `hh/hh/<32 hex>.val`), \
+         so nothing was opened or removed (the row was written by a buggy or hostile writer: \
+         run `check` with fix to drop it)"
+    )]
+    NotAValueFile {
+        /// The name as stored.
+        path: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+
+    /// A value file exists but is not a regular file (a FIFO, socket, device, directory or
+    /// symbolic link was put in its place). It is never opened for reading, so it cannot block.
+    #[error(
+        "value file {} is a {kind}, not a regular file; it was not read (a FIFO or device could \
+         block forever); remove it and run `check` with fix", path.display()
+    )]
+    NotAFile {
+        /// The absolute path of the file.
+        path: PathBuf,
+        /// What it is: `"FIFO"`, `"socket"`, `"character device"`, `"block device"`,
+        /// `"directory"`, `"symbolic link"` or `"special file"`.
+        kind: &'static str,
+    },
+
+    /// A value file is larger than what is read into memory at once
+    /// ([`FileStore::with_max_read`](crate::FileStore::with_max_read)).
+    #[error(
+        "value file {} holds {size} bytes, more than the {limit} bytes read into memory at once; \
+         stream it with `read` instead (or raise the limit)", path.display()
+    )]
+    TooLarge {
+        /// The absolute path of the file.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+        /// The limit in force.
+        limit: u64,
+    },
+
     /// A value file is missing.
     #[error("value file {} is missing; run `check` with fix to drop rows that point to missing files", path.display())]
     MissingFile {

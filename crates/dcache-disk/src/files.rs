@@ -1,7 +1,11 @@
 //! Value files: `hh/hh/<28 hex>.val` below the cache directory.
+//!
+//! A name read from the database is used only if it is a value file name ([`components`]);
+//! on unix it is then walked from a descriptor of the cache directory without following links
+//! (module `sys`), so no check can be raced by a swap before the use.
 
 use std::collections::hash_map::RandomState;
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
@@ -16,11 +20,27 @@ const CREATE_ATTEMPTS: usize = 10;
 /// Copy buffer for streamed writes: bounded memory whatever the value's size.
 const STREAM_CHUNK: usize = 1 << 16;
 
+/// The largest value file [`FileStore::read`] reads into memory by default (4 GiB); larger
+/// ones are streamed with [`FileStore::open`] (`Cache::read`).
+pub const DEFAULT_MAX_READ: u64 = 4 << 30;
+
+/// The longest stored value file name accepted, in bytes (Linux's `PATH_MAX`).
+const MAX_NAME_LEN: usize = 4096;
+
+/// The most components a stored value file name may have (python writes 3).
+const MAX_COMPONENTS: usize = 16;
+
 /// The value files of one cache directory.
 ///
 /// Names are random (`hh/hh/<28 hex>.val`, python-diskcache's layout), created exclusively so a
-/// concurrent writer never shares a file, and paths read back from the database are checked to
-/// stay inside the directory before any file is opened or removed.
+/// concurrent writer never shares a file. A name read back from the database is used only if
+/// it is a value file name (see [`resolve`](Self::resolve)): never the database, never the top
+/// level of the directory, never outside it. On unix every operation then walks the name one
+/// component at a time from a descriptor of the cache directory (`openat`, `mkdirat`,
+/// `unlinkat`, all with `O_NOFOLLOW`), so a symbolic link planted anywhere below the directory
+/// is never followed, for creating, reading and removing alike, and no check can be raced by a
+/// swap before the use. A value file that is not a regular file (a FIFO, a socket, a device, a
+/// directory) is refused without being opened for reading, so it cannot block.
 ///
 /// # Examples
 ///
@@ -40,6 +60,7 @@ const STREAM_CHUNK: usize = 1 << 16;
 pub struct FileStore {
     root: PathBuf,
     sync: bool,
+    max_read: u64,
 }
 
 impl FileStore {
@@ -48,6 +69,7 @@ impl FileStore {
         FileStore {
             root: root.into(),
             sync: false,
+            max_read: DEFAULT_MAX_READ,
         }
     }
 
@@ -59,58 +81,42 @@ impl FileStore {
         self
     }
 
+    /// The largest value file [`read`](Self::read) reads into memory, in bytes (default
+    /// [`DEFAULT_MAX_READ`], 4 GiB). A larger file is an [`Error::TooLarge`] before anything is
+    /// allocated; [`open`](Self::open) streams files of any size.
+    #[must_use]
+    pub fn with_max_read(mut self, max_read: u64) -> Self {
+        self.max_read = max_read;
+        self
+    }
+
     /// The cache directory.
     #[must_use]
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    /// Resolves a stored relative path, refusing anything that would leave the directory.
+    /// Resolves a stored value file name to its absolute path, refusing anything that is not a
+    /// value file name.
     ///
-    /// Accepts `/` and `\` as separators (python on Windows stores backslashes).
+    /// A value file name is a relative path of 2 to 16 components (python writes
+    /// `hh/hh/<32 hex>.val`; a python `Disk` subclass may pick other names below the
+    /// directory), each a plain name: not empty, not `.` or `..`, no NUL, and none starting
+    /// with `cache.db` (the database and its `-wal`/`-shm`/`-journal`). `/` and `\` both
+    /// separate components (python on Windows stores backslashes). Nothing at the top level
+    /// of the cache directory is ever a value file: the database lives there.
+    ///
+    /// This checks the name only; [`open`](Self::open) and [`remove`](Self::remove) also
+    /// refuse links on the way.
     ///
     /// # Errors
     ///
-    /// [`Error::UnsafePath`] for an empty or absolute path or one with `..`.
+    /// [`Error::UnsafePath`] for an absolute path or one with `..` (it would leave the
+    /// directory); [`Error::NotAValueFile`] for any other name that is not a value file name.
     pub fn resolve(&self, relpath: &str) -> Result<PathBuf> {
-        let unsafe_path = || Error::UnsafePath {
-            path: relpath.to_owned(),
-        };
-        if relpath.is_empty() || relpath.starts_with(['/', '\\']) {
-            return Err(unsafe_path());
-        }
+        let parts = components(relpath)?;
         let mut path = self.root.clone();
-        for part in relpath.split(['/', '\\']) {
-            let mut components = Path::new(part).components();
-            match (components.next(), components.next()) {
-                (Some(Component::Normal(name)), None) => path.push(name),
-                (Some(Component::CurDir), None) => {}
-                _ => return Err(unsafe_path()),
-            }
-        }
-        if path == self.root {
-            return Err(unsafe_path());
-        }
-        Ok(path)
-    }
-
-    /// [`resolve`](Self::resolve) for a path about to be opened or removed: also refuses a
-    /// path through a directory below the root that is a symbolic link, which could lead
-    /// outside the cache directory.
-    fn resolve_on_disk(&self, relpath: &str) -> Result<PathBuf> {
-        let path = self.resolve(relpath)?;
-        let mut dir = path.parent();
-        while let Some(d) = dir {
-            if d == self.root {
-                break;
-            }
-            if fs::symlink_metadata(d).is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(Error::UnsafePath {
-                    path: relpath.to_owned(),
-                });
-            }
-            dir = d.parent();
-        }
+        path.extend(&parts);
         Ok(path)
     }
 
@@ -120,10 +126,10 @@ impl FileStore {
     ///
     /// [`Error::Io`] when the directory or file cannot be created or written.
     pub fn write(&self, bytes: &[u8]) -> Result<String> {
-        let (name, path, mut file) = self.create()?;
+        let (name, path, mut file, dirs) = self.create()?;
         let written = file
             .write_all(bytes)
-            .and_then(|()| self.finish(&file, &path));
+            .and_then(|()| self.finish(&file, &dirs));
         self.cleanup_on_error(written, &name, &path)?;
         Ok(name)
     }
@@ -135,7 +141,7 @@ impl FileStore {
     ///
     /// [`Error::Io`] when reading `reader` or writing the file fails; the partial file is removed.
     pub fn write_from(&self, reader: &mut dyn Read) -> Result<(String, u64)> {
-        let (name, path, mut file) = self.create()?;
+        let (name, path, mut file, dirs) = self.create()?;
         let mut buf = vec![0u8; STREAM_CHUNK];
         let mut total = 0u64;
         let copied = (|| {
@@ -149,74 +155,69 @@ impl FileStore {
                 file.write_all(&buf[..n])?;
                 total += n as u64;
             }
-            self.finish(&file, &path)
+            self.finish(&file, &dirs)
         })();
         self.cleanup_on_error(copied, &name, &path)?;
         Ok((name, total))
     }
 
-    /// Opens a value file for reading, checking that it holds `expected_size` bytes.
+    /// Opens a value file for reading, checking that it is a regular file holding
+    /// `expected_size` bytes.
+    ///
+    /// A FIFO, socket or device is refused without being opened for reading; the file is
+    /// opened non-blocking and checked again once open, so a swap in between cannot block
+    /// either. No symbolic link is followed, in the file's place or on the way to it.
     ///
     /// # Errors
     ///
     /// [`Error::UnsafePath`] (also for a path through, or to, a symbolic link),
-    /// [`Error::MissingFile`], [`Error::SizeMismatch`] or [`Error::Io`].
+    /// [`Error::NotAValueFile`], [`Error::NotAFile`], [`Error::MissingFile`],
+    /// [`Error::SizeMismatch`] or [`Error::Io`].
     pub fn open(&self, relpath: &str, expected_size: u64) -> Result<File> {
-        let path = self.resolve_on_disk(relpath)?;
-        let missing = |e: io::Error| match e.kind() {
-            io::ErrorKind::NotFound => Error::MissingFile { path: path.clone() },
-            _ => Error::io(&path, e),
-        };
-        let unsafe_path = || Error::UnsafePath {
-            path: relpath.to_owned(),
-        };
-        // The file opened must be the one at the path itself, not the target of a symbolic
-        // link (which could be anywhere): look at the path first, then check that the file
-        // opened is that one. (Not the other way round: a writer may unlink the file once it
-        // is open, which must not fail the read.)
-        let at_path = fs::symlink_metadata(&path).map_err(missing)?;
-        if at_path.file_type().is_symlink() {
-            return Err(unsafe_path());
-        }
-        let file = File::open(&path).map_err(missing)?;
-        let meta = file.metadata().map_err(|e| Error::io(&path, e))?;
-        if !same_file(&at_path, &meta) {
-            return Err(unsafe_path());
-        }
-        if !meta.is_file() {
-            return Err(Error::io(
-                &path,
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "value file is not a regular file",
-                ),
-            ));
-        }
-        if meta.len() != expected_size {
+        let parts = components(relpath)?;
+        let path = self.join(&parts);
+        let (file, size) = sys::open_read(&self.root, relpath, &parts, &path)?;
+        if size != expected_size {
             return Err(Error::SizeMismatch {
                 path,
                 expected: expected_size,
-                actual: meta.len(),
+                actual: size,
             });
         }
         Ok(file)
     }
 
-    /// Reads a whole value file, checking its size first.
+    /// Reads a whole value file, checking its kind and size first.
+    ///
+    /// Memory is allocated for what the file holds (its row and the file system agree on it),
+    /// up to [`with_max_read`](Self::with_max_read); a larger file, or one whose buffer the
+    /// allocator refuses, is an error rather than an abort.
     ///
     /// # Errors
     ///
-    /// As [`open`](Self::open), plus [`Error::Io`] on a read error.
+    /// As [`open`](Self::open), plus [`Error::TooLarge`] and [`Error::Io`] on a read error.
     pub fn read(&self, relpath: &str, expected_size: u64) -> Result<Vec<u8>> {
-        let mut file = self.open(relpath, expected_size)?;
-        let capacity = usize::try_from(expected_size).unwrap_or(usize::MAX);
-        let mut buf = Vec::with_capacity(capacity);
-        file.read_to_end(&mut buf)
-            .map_err(|e| Error::io(self.root.join(relpath), e))?;
+        let path = || self.root.join(relpath);
+        let file = self.open(relpath, expected_size)?;
+        let too_large = || Error::TooLarge {
+            path: path(),
+            size: expected_size,
+            limit: self.max_read,
+        };
+        if expected_size > self.max_read {
+            return Err(too_large());
+        }
+        let capacity = usize::try_from(expected_size).map_err(|_| too_large())?;
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(capacity).map_err(|_| too_large())?;
+        // One byte more than expected tells a file that grew since it was checked.
+        file.take(expected_size.saturating_add(1))
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io(path(), e))?;
         if buf.len() as u64 != expected_size {
             // Changed between the size check and the read.
             return Err(Error::SizeMismatch {
-                path: self.root.join(relpath),
+                path: path(),
                 expected: expected_size,
                 actual: buf.len() as u64,
             });
@@ -245,62 +246,39 @@ impl FileStore {
 
     /// Removes a value file (a missing one is fine) and prunes its empty parent directories,
     /// never the cache directory itself. A symbolic link in place of the file is removed
-    /// itself, never its target.
+    /// itself, never its target; a directory in its place is not removed.
     ///
     /// # Errors
     ///
-    /// [`Error::UnsafePath`] (also for a path through a symbolic link to a directory), or
-    /// [`Error::Io`] when the file exists but cannot be removed.
+    /// [`Error::UnsafePath`] (also for a path through a symbolic link to a directory),
+    /// [`Error::NotAValueFile`], or [`Error::Io`] when the file exists but cannot be removed.
     pub fn remove(&self, relpath: &str) -> Result<()> {
-        let path = self.resolve_on_disk(relpath)?;
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(&path, e)),
-        }
-        self.prune(&path);
-        Ok(())
+        let parts = components(relpath)?;
+        let path = self.join(&parts);
+        sys::remove(&self.root, relpath, &parts, &path)
     }
 
-    /// Removes empty directories from `path`'s parent up to (not including) the root. Stops at
-    /// the first directory that cannot be removed: it is not empty, which is the normal case.
-    fn prune(&self, path: &Path) {
-        let mut dir = path.parent();
-        while let Some(d) = dir {
-            if d == self.root || !d.starts_with(&self.root) {
-                break;
-            }
-            if fs::remove_dir(d).is_err() {
-                break;
-            }
-            dir = d.parent();
-        }
+    /// The absolute path of validated components.
+    fn join(&self, parts: &[&str]) -> PathBuf {
+        let mut path = self.root.clone();
+        path.extend(parts);
+        path
     }
 
-    /// Creates a new, exclusively owned file with a random name.
-    fn create(&self) -> Result<(String, PathBuf, File)> {
+    /// Creates a new, exclusively owned file with a random name; also returns the directories
+    /// it is in (for `fsync`), innermost first.
+    fn create(&self) -> Result<(String, PathBuf, File, Vec<File>)> {
         let mut last_err = None;
         for _ in 0..CREATE_ATTEMPTS {
             let name = random_name();
-            let path = self.root.join(&name);
-            let dir = path.parent().unwrap_or(&self.root);
-            if let Err(e) = fs::create_dir_all(dir) {
-                last_err = Some(Error::io(dir, e));
-                continue;
-            }
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(file) => return Ok((name, path, file)),
-                // A name collision, or the directory was pruned by another process between
-                // create_dir_all and open: try a fresh name.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::AlreadyExists | io::ErrorKind::NotFound
-                    ) =>
-                {
-                    last_err = Some(Error::io(&path, e));
-                }
-                Err(e) => return Err(Error::io(&path, e)),
+            let parts: Vec<&str> = name.split('/').collect();
+            let path = self.join(&parts);
+            match sys::create(&self.root, &name, &parts, &path) {
+                Ok((file, dirs)) => return Ok((name, path, file, dirs)),
+                // A name collision, the directory pruned by another process in between, or
+                // a link planted in place of a directory: try a fresh name.
+                Err(Retry::Again(e)) => last_err = Some(e),
+                Err(Retry::Fail(e)) => return Err(e),
             }
         }
         Err(last_err.unwrap_or_else(|| {
@@ -311,17 +289,12 @@ impl FileStore {
         }))
     }
 
-    fn finish(&self, file: &File, path: &Path) -> io::Result<()> {
+    fn finish(&self, file: &File, dirs: &[File]) -> io::Result<()> {
         if self.sync {
             file.sync_all()?;
             // The new directory entries (file, hh/hh, hh) must reach the disk too.
-            let mut dir = path.parent();
-            while let Some(d) = dir {
-                File::open(d)?.sync_all()?;
-                if d == self.root {
-                    break;
-                }
-                dir = d.parent();
+            for dir in dirs {
+                dir.sync_all()?;
             }
         }
         Ok(())
@@ -348,18 +321,422 @@ impl FileStore {
     }
 }
 
-/// Whether `opened` (the metadata of a file just opened) is the file `at_path` (the metadata
-/// of its path, read just before opening). Names are never reused, so they differ only when
-/// the path was swapped in between (for a link, say).
-fn same_file(at_path: &fs::Metadata, opened: &fs::Metadata) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        (at_path.dev(), at_path.ino()) == (opened.dev(), opened.ino())
+/// A failed attempt to create a value file: worth another name, or not.
+enum Retry {
+    /// Try a fresh name.
+    Again(Error),
+    /// Give up.
+    Fail(Error),
+}
+
+/// Splits and checks a stored value file name (see [`FileStore::resolve`]).
+fn components(relpath: &str) -> Result<Vec<&str>> {
+    let refuse = |reason: &'static str| Error::NotAValueFile {
+        path: relpath.to_owned(),
+        reason,
+    };
+    if relpath.is_empty() {
+        return Err(refuse("it is empty"));
     }
-    #[cfg(not(unix))]
-    {
-        at_path.is_file() == opened.is_file()
+    let parts: Vec<&str> = relpath.split(['/', '\\']).collect();
+    if relpath.starts_with(['/', '\\']) || parts.contains(&"..") {
+        return Err(Error::UnsafePath {
+            path: relpath.to_owned(),
+        });
+    }
+    if relpath.len() > MAX_NAME_LEN {
+        return Err(refuse("it is longer than 4096 bytes"));
+    }
+    if relpath.contains('\0') {
+        return Err(refuse("it holds a NUL byte"));
+    }
+    for part in &parts {
+        if part.is_empty() || *part == "." {
+            return Err(refuse("it has an empty or `.` component"));
+        }
+        // A drive or UNC prefix (on Windows) is not a plain name either.
+        let mut std_parts = Path::new(part).components();
+        if !matches!(
+            (std_parts.next(), std_parts.next()),
+            (Some(Component::Normal(_)), None)
+        ) {
+            return Err(Error::UnsafePath {
+                path: relpath.to_owned(),
+            });
+        }
+        if part.starts_with("cache.db") {
+            return Err(refuse(
+                "it names the database or one of its journal files (`cache.db*`)",
+            ));
+        }
+    }
+    if parts.len() < 2 {
+        return Err(refuse(
+            "it names the top level of the cache directory, where the database lives",
+        ));
+    }
+    if parts.len() > MAX_COMPONENTS {
+        return Err(refuse("it is nested deeper than 16 levels"));
+    }
+    Ok(parts)
+}
+
+/// File operations relative to a descriptor of the cache directory, never following a link.
+#[cfg(unix)]
+mod sys {
+    use std::fs::File;
+    use std::os::fd::OwnedFd;
+    use std::path::Path;
+
+    use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
+    use rustix::io::Errno;
+
+    use super::Retry;
+    use crate::error::{Error, Result};
+
+    /// Flags for every directory opened below the root: never a link, never blocking, never
+    /// inherited.
+    fn dir_flags() -> OFlags {
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK
+    }
+
+    /// The outcome of opening the directories of a name.
+    enum Walk {
+        /// All directories, the root first.
+        Found(Vec<OwnedFd>),
+        /// A directory on the way does not exist.
+        Missing,
+    }
+
+    /// The name of a file kind, for [`Error::NotAFile`]; `None` for a regular file.
+    fn kind_name(kind: FileType) -> Option<&'static str> {
+        match kind {
+            FileType::RegularFile => None,
+            FileType::Directory => Some("directory"),
+            FileType::Symlink => Some("symbolic link"),
+            FileType::Fifo => Some("FIFO"),
+            FileType::Socket => Some("socket"),
+            FileType::CharacterDevice => Some("character device"),
+            FileType::BlockDevice => Some("block device"),
+            FileType::Unknown => Some("special file"),
+        }
+    }
+
+    fn unsafe_path(relpath: &str) -> Error {
+        Error::UnsafePath {
+            path: relpath.to_owned(),
+        }
+    }
+
+    /// Opens the cache directory itself. Its own path may go through links: it is the
+    /// caller's choice, not data read from the database.
+    fn open_root(root: &Path) -> Result<OwnedFd> {
+        rfs::open(
+            root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(root, e.into()))
+    }
+
+    /// Opens the directories of `parts` (all but the last), never following a link; with
+    /// `create`, makes the missing ones (mode 0o777 less the umask, as python's `makedirs`).
+    fn walk(root: &Path, relpath: &str, parts: &[&str], create: bool) -> Result<Walk, Retry> {
+        let (_, dirs) = parts
+            .split_last()
+            .ok_or_else(|| Retry::Fail(unsafe_path(relpath)))?;
+        let root_fd = match open_root(root) {
+            // The cache directory itself is made like `create_dir_all` (its path is trusted).
+            Err(Error::Io { source, .. })
+                if create && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                std::fs::create_dir_all(root).map_err(|e| Retry::Fail(Error::io(root, e)))?;
+                open_root(root).map_err(Retry::Fail)?
+            }
+            opened => opened.map_err(Retry::Fail)?,
+        };
+        let mut fds = vec![root_fd];
+        let mut at = root.to_path_buf();
+        for name in dirs {
+            at.push(name);
+            let parent = fds
+                .last()
+                .ok_or_else(|| Retry::Fail(unsafe_path(relpath)))?;
+            let mut made = false;
+            let fd = loop {
+                match rfs::openat(parent, *name, dir_flags(), Mode::empty()) {
+                    Ok(fd) => break fd,
+                    Err(Errno::NOENT) if create && !made => {
+                        match rfs::mkdirat(parent, *name, Mode::from_raw_mode(0o777)) {
+                            Ok(()) | Err(Errno::EXIST) => made = true,
+                            Err(e) => return Err(Retry::Fail(Error::io(&at, e.into()))),
+                        }
+                    }
+                    // Pruned by another process right after it was made: a fresh name.
+                    Err(Errno::NOENT) if create => {
+                        return Err(Retry::Again(Error::io(&at, Errno::NOENT.into())));
+                    }
+                    Err(Errno::NOENT) => return Ok(Walk::Missing),
+                    Err(Errno::LOOP) => return Err(Retry::Again(unsafe_path(relpath))),
+                    // Linux reports a link opened with O_DIRECTORY | O_NOFOLLOW as ENOTDIR.
+                    // A link, or a directory again (a link swapped in and out), is refused as
+                    // a link; anything else is named.
+                    Err(Errno::NOTDIR) => {
+                        let kind = rfs::statat(parent, *name, AtFlags::SYMLINK_NOFOLLOW)
+                            .map(|st| FileType::from_raw_mode(st.st_mode));
+                        return Err(Retry::Again(match kind {
+                            Ok(FileType::Symlink | FileType::Directory) | Err(_) => {
+                                unsafe_path(relpath)
+                            }
+                            Ok(kind) => Error::io(
+                                &at,
+                                std::io::Error::other(format!(
+                                    "a directory of value files is a {}",
+                                    kind_name(kind).unwrap_or("regular file")
+                                )),
+                            ),
+                        }));
+                    }
+                    Err(e) => return Err(Retry::Fail(Error::io(&at, e.into()))),
+                }
+            };
+            fds.push(fd);
+        }
+        Ok(Walk::Found(fds))
+    }
+
+    /// `walk` for reading and removing, where every error is final.
+    fn walk_existing(root: &Path, relpath: &str, parts: &[&str]) -> Result<Walk> {
+        walk(root, relpath, parts, false).map_err(|e| match e {
+            Retry::Again(e) | Retry::Fail(e) => e,
+        })
+    }
+
+    /// Opens a value file for reading; returns it and its size.
+    pub(super) fn open_read(
+        root: &Path,
+        relpath: &str,
+        parts: &[&str],
+        path: &Path,
+    ) -> Result<(File, u64)> {
+        let missing = || Error::MissingFile {
+            path: path.to_path_buf(),
+        };
+        let Walk::Found(dirs) = walk_existing(root, relpath, parts)? else {
+            return Err(missing());
+        };
+        let (Some(dir), Some(name)) = (dirs.last(), parts.last()) else {
+            return Err(unsafe_path(relpath));
+        };
+        let fail = |e: Errno| match e {
+            Errno::NOENT => missing(),
+            Errno::LOOP => unsafe_path(relpath),
+            Errno::NXIO => Error::NotAFile {
+                path: path.to_path_buf(),
+                kind: "socket",
+            },
+            e => Error::io(path, e.into()),
+        };
+        let check_kind = |mode| match FileType::from_raw_mode(mode) {
+            FileType::Symlink => Err(unsafe_path(relpath)),
+            kind => match kind_name(kind) {
+                None => Ok(()),
+                Some(kind) => Err(Error::NotAFile {
+                    path: path.to_path_buf(),
+                    kind,
+                }),
+            },
+        };
+        // The kind first, without opening: a FIFO or device is never opened at all.
+        let st = rfs::statat(dir, *name, AtFlags::SYMLINK_NOFOLLOW).map_err(fail)?;
+        check_kind(st.st_mode)?;
+        // Non-blocking, so that a FIFO swapped in after the check cannot block the open; the
+        // kind is checked again on what was opened.
+        let fd = rfs::openat(
+            dir,
+            *name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+        .map_err(fail)?;
+        let st = rfs::fstat(&fd).map_err(fail)?;
+        check_kind(st.st_mode)?;
+        let flags = rfs::fcntl_getfl(&fd).map_err(fail)?;
+        rfs::fcntl_setfl(&fd, flags - OFlags::NONBLOCK).map_err(fail)?;
+        let size = u64::try_from(st.st_size).unwrap_or(0);
+        Ok((File::from(fd), size))
+    }
+
+    /// Creates a value file exclusively; returns it and its directories, innermost first.
+    pub(super) fn create(
+        root: &Path,
+        relpath: &str,
+        parts: &[&str],
+        path: &Path,
+    ) -> Result<(File, Vec<File>), Retry> {
+        let Walk::Found(dirs) = walk(root, relpath, parts, true)? else {
+            return Err(Retry::Again(Error::MissingFile {
+                path: path.to_path_buf(),
+            }));
+        };
+        let (Some(dir), Some(name)) = (dirs.last(), parts.last()) else {
+            return Err(Retry::Fail(unsafe_path(relpath)));
+        };
+        let file = match rfs::openat(
+            dir,
+            *name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o666),
+        ) {
+            Ok(fd) => File::from(fd),
+            Err(e @ (Errno::EXIST | Errno::NOENT | Errno::LOOP)) => {
+                return Err(Retry::Again(Error::io(path, e.into())));
+            }
+            Err(e) => return Err(Retry::Fail(Error::io(path, e.into()))),
+        };
+        Ok((file, dirs.into_iter().rev().map(File::from).collect()))
+    }
+
+    /// Unlinks a value file in its directory and prunes the directories it leaves empty.
+    pub(super) fn remove(root: &Path, relpath: &str, parts: &[&str], path: &Path) -> Result<()> {
+        let Walk::Found(dirs) = walk_existing(root, relpath, parts)? else {
+            return Ok(());
+        };
+        let (Some(dir), Some(name)) = (dirs.last(), parts.last()) else {
+            return Err(unsafe_path(relpath));
+        };
+        match rfs::unlinkat(dir, *name, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(Errno::ISDIR) => {
+                return Err(Error::NotAFile {
+                    path: path.to_path_buf(),
+                    kind: "directory",
+                });
+            }
+            Err(e) => return Err(Error::io(path, e.into())),
+        }
+        // Prune: each directory below the root, innermost first, until one is not empty.
+        let parents = dirs.split_last().map_or(&[][..], |(_, parents)| parents);
+        for (parent, name) in parents.iter().zip(parts).rev() {
+            if rfs::unlinkat(parent, *name, AtFlags::REMOVEDIR).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+/// File operations by path on systems without `openat`: links are checked before use (a
+/// swap in between is not excluded there).
+#[cfg(not(unix))]
+mod sys {
+    use std::fs::{self, File, OpenOptions};
+    use std::io;
+    use std::path::Path;
+
+    use super::Retry;
+    use crate::error::{Error, Result};
+
+    fn unsafe_path(relpath: &str) -> Error {
+        Error::UnsafePath {
+            path: relpath.to_owned(),
+        }
+    }
+
+    /// Refuses a path through a directory below the root that is a symbolic link.
+    fn check_dirs(root: &Path, relpath: &str, path: &Path) -> Result<()> {
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            if d == root {
+                break;
+            }
+            if fs::symlink_metadata(d).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(unsafe_path(relpath));
+            }
+            dir = d.parent();
+        }
+        Ok(())
+    }
+
+    pub(super) fn open_read(
+        root: &Path,
+        relpath: &str,
+        _parts: &[&str],
+        path: &Path,
+    ) -> Result<(File, u64)> {
+        check_dirs(root, relpath, path)?;
+        let fail = |e: io::Error| match e.kind() {
+            io::ErrorKind::NotFound => Error::MissingFile {
+                path: path.to_path_buf(),
+            },
+            _ => Error::io(path, e),
+        };
+        let at_path = fs::symlink_metadata(path).map_err(fail)?;
+        if at_path.file_type().is_symlink() {
+            return Err(unsafe_path(relpath));
+        }
+        if !at_path.is_file() {
+            return Err(Error::NotAFile {
+                path: path.to_path_buf(),
+                kind: if at_path.is_dir() {
+                    "directory"
+                } else {
+                    "special file"
+                },
+            });
+        }
+        let file = File::open(path).map_err(fail)?;
+        let meta = file.metadata().map_err(fail)?;
+        if !meta.is_file() {
+            return Err(Error::NotAFile {
+                path: path.to_path_buf(),
+                kind: "special file",
+            });
+        }
+        Ok((file, meta.len()))
+    }
+
+    pub(super) fn create(
+        root: &Path,
+        relpath: &str,
+        _parts: &[&str],
+        path: &Path,
+    ) -> Result<(File, Vec<File>), Retry> {
+        let dir = path.parent().unwrap_or(root);
+        // Before creating directories (none through a planted link) and after (one swapped in).
+        check_dirs(root, relpath, path).map_err(Retry::Again)?;
+        if let Err(e) = fs::create_dir_all(dir) {
+            return Err(Retry::Again(Error::io(dir, e)));
+        }
+        check_dirs(root, relpath, path).map_err(Retry::Again)?;
+        match OpenOptions::new().write(true).create_new(true).open(path) {
+            Ok(file) => Ok((file, Vec::new())),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::AlreadyExists | io::ErrorKind::NotFound
+                ) =>
+            {
+                Err(Retry::Again(Error::io(path, e)))
+            }
+            Err(e) => Err(Retry::Fail(Error::io(path, e))),
+        }
+    }
+
+    pub(super) fn remove(root: &Path, relpath: &str, _parts: &[&str], path: &Path) -> Result<()> {
+        check_dirs(root, relpath, path)?;
+        match fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            if d == root || !d.starts_with(root) || fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+        Ok(())
     }
 }
 
@@ -389,6 +766,7 @@ fn random_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn names_have_pythons_layout_and_are_unique() {
@@ -419,15 +797,16 @@ mod tests {
             files.resolve("ab\\cd\\x.val").unwrap(),
             Path::new("/cache/ab/cd/x.val")
         );
+        assert_eq!(
+            files.resolve("values/my name.bin").unwrap(),
+            Path::new("/cache/values/my name.bin")
+        );
         for bad in [
-            "",
             "/etc/passwd",
             "\\x",
             "../x",
             "ab/../../x",
             "ab/..",
-            ".",
-            "./",
             "a//b/..",
         ] {
             assert!(
@@ -435,6 +814,71 @@ mod tests {
                 "{bad:?} accepted"
             );
         }
+    }
+
+    #[test]
+    fn resolve_refuses_names_that_are_not_value_files() {
+        let files = FileStore::new("/cache");
+        let deep = vec!["d"; MAX_COMPONENTS + 1].join("/");
+        let long = format!("ab/{}", "x".repeat(MAX_NAME_LEN));
+        for bad in [
+            "",
+            ".",
+            "./",
+            "x.val",
+            "cache.db",
+            "cache.db-wal",
+            "cache.db-shm",
+            "cache.db-journal",
+            "./cache.db",
+            "ab/cache.db",
+            "ab//x.val",
+            "ab/./x.val",
+            "ab/cd/",
+            "ab/c\0d",
+            &deep,
+            &long,
+        ] {
+            assert!(
+                matches!(files.resolve(bad), Err(Error::NotAValueFile { .. })),
+                "{bad:?}: {:?}",
+                files.resolve(bad)
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// Any accepted name resolves strictly below the root, at least one directory down,
+        /// through plain components only, and never to the database.
+        #[test]
+        fn accepted_names_stay_in_the_value_file_namespace(
+            name in "([a-z./\\\\]|cache\\.db|\\.\\.|\\x00){0,12}"
+        ) {
+            if let Ok(path) = FileStore::new("/cache").resolve(&name) {
+                let rel = path.strip_prefix("/cache").unwrap();
+                let parts: Vec<_> = rel.components().collect();
+                proptest::prop_assert!(parts.len() >= 2, "{name:?}");
+                for part in parts {
+                    let Component::Normal(part) = part else {
+                        return Err(proptest::test_runner::TestCaseError::fail(format!("{name:?}")));
+                    };
+                    proptest::prop_assert!(!part.to_string_lossy().starts_with("cache.db"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_a_python_disk_subclass_may_pick_are_read_and_removed() -> Result<()> {
+        let dir = tempfile::tempdir().unwrap();
+        let files = FileStore::new(dir.path());
+        fs::create_dir_all(dir.path().join("values/sub")).unwrap();
+        fs::write(dir.path().join("values/sub/my value.bin"), b"abc").unwrap();
+        assert_eq!(files.read("values/sub/my value.bin", 3)?, b"abc");
+        assert_eq!(files.read("values\\sub\\my value.bin", 3)?, b"abc");
+        files.remove("values/sub/my value.bin")?;
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        Ok(())
     }
 
     #[test]
@@ -522,7 +966,77 @@ mod tests {
         let path = files.resolve(&name)?;
         fs::remove_file(&path).unwrap();
         fs::create_dir(&path).unwrap();
-        assert!(matches!(files.read(&name, 1), Err(Error::Io { .. })));
+        assert!(matches!(
+            files.read(&name, 1),
+            Err(Error::NotAFile {
+                kind: "directory",
+                ..
+            })
+        ));
+        // Removing does not remove the directory.
+        assert!(files.remove(&name).is_err());
+        assert!(path.is_dir());
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_in_place_of_a_file_is_refused_without_blocking() -> Result<()> {
+        let dir = tempfile::tempdir().unwrap();
+        let files = FileStore::new(dir.path());
+        let name = files.write(b"x")?;
+        let path = files.resolve(&name)?;
+        fs::remove_file(&path).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert!(matches!(
+            files.read(&name, 1),
+            Err(Error::NotAFile { kind: "FIFO", .. })
+        ));
+        assert!(matches!(
+            files.open(&name, 0),
+            Err(Error::NotAFile { kind: "FIFO", .. })
+        ));
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn creation_never_goes_through_a_planted_link() {
+        let parent = tempfile::tempdir().unwrap();
+        let root = parent.path().join("cache");
+        let outside = parent.path().join("outside");
+        fs::create_dir_all(&root).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        // Every first-level directory a name could use is a link to `outside`.
+        for i in 0..=255u8 {
+            std::os::unix::fs::symlink(&outside, root.join(format!("{i:02x}"))).unwrap();
+        }
+        let files = FileStore::new(&root);
+        assert!(matches!(files.write(b"x"), Err(Error::UnsafePath { .. })));
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn oversized_files_are_refused_before_allocating() -> Result<()> {
+        let dir = tempfile::tempdir().unwrap();
+        let files = FileStore::new(dir.path()).with_max_read(4);
+        let name = files.write(b"12345")?;
+        assert!(matches!(
+            files.read(&name, 5),
+            Err(Error::TooLarge {
+                size: 5,
+                limit: 4,
+                ..
+            })
+        ));
+        // Streaming has no limit.
+        let mut back = Vec::new();
+        files.open(&name, 5)?.read_to_end(&mut back).unwrap();
+        assert_eq!(back, b"12345");
         Ok(())
     }
 }

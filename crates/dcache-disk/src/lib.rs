@@ -54,7 +54,7 @@ pub use disk::{
     MsgpackDisk,
 };
 pub use error::{Error, Format, Result};
-pub use files::FileStore;
+pub use files::{DEFAULT_MAX_READ, FileStore};
 pub use format::{DiskFormat, Mode, Stored, StoredRef};
 pub use hash::{adler32, python_hash};
 pub use sql::{DbKey, SqlRef, SqlValue};

@@ -87,6 +87,13 @@ impl<D: DiskFormat> FanoutCacheBuilder<D> {
         self
     }
 
+    /// Bytes each shard keeps in reserve for deletes on a full disk (default 1 MiB per shard;
+    /// see [`CacheBuilder::disk_reserve`]).
+    pub fn disk_reserve(mut self, bytes: u64) -> Self {
+        self.shard = self.shard.disk_reserve(bytes);
+        self
+    }
+
     /// Any cache setting for every shard (see [`CacheBuilder::setting`]).
     pub fn setting(mut self, name: &str, value: impl Into<SqlValue>) -> Self {
         let value = value.into();

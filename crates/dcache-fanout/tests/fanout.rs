@@ -260,6 +260,19 @@ fn python_reads_real_size_limits() -> TestResult {
         FanoutCache::open(dir.path())?.settings().size_limit,
         134_217_728
     );
+    // With 3 shards python stores a fraction (2**30 / 3): read as the bytes below it.
+    let dir = tempfile::tempdir()?;
+    drop(FanoutCache::builder().shards(3).open(dir.path())?);
+    for n in 0..3 {
+        let conn = rusqlite::Connection::open(dir.path().join(format!("{n:03}/cache.db")))?;
+        conn.execute(
+            "UPDATE Settings SET value = 357913941.3333333 WHERE key = 'size_limit'",
+            [],
+        )?;
+    }
+    let cache = FanoutCache::builder().shards(3).open(dir.path())?;
+    assert_eq!(cache.shards()[0].settings().size_limit, 357_913_941);
+    assert!(cache.set("k", 1)?);
     Ok(())
 }
 

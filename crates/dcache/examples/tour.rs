@@ -3,7 +3,7 @@
 //! Run it with `cargo run --release --example tour`.
 
 use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use dcache::{
     Averager, Barrier, BoundedSemaphore, Cache, Deque, EvictionPolicy, Index, JsonDisk, Lock,
@@ -68,10 +68,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .tag("web"),
     )?;
     let entry = cache.get_entry::<String>("session")?.expect("just set");
-    println!(
-        "session expires at {:?}, tag {:?}",
-        entry.expire_time, entry.tag
+    // Times are `SystemTime`s: shown here as the time left and as Unix seconds (python's
+    // `expire_time`), never as the debug form.
+    let expires = entry.expire_time.map_or_else(
+        || "never".to_owned(),
+        |t| {
+            let left = t
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            format!(
+                "in {} ms (expire_time {:.3})",
+                left.as_millis(),
+                dcache::cache::unix_seconds(t)
+            )
+        },
     );
+    let tag = entry
+        .tag
+        .as_ref()
+        .map_or_else(|| "none".to_owned(), ToString::to_string);
+    println!("session expires {expires}, tag {tag}");
     std::thread::sleep(Duration::from_millis(250));
     println!(
         "after 250 ms: {:?} (expired entries are misses)",

@@ -21,15 +21,129 @@ use super::{MAX_DEPTH, op};
 use crate::error::{Error, Format, Result};
 use crate::value::{BigInt, Value};
 
+/// The smallest size budget of a decoded value, in units of one object or 32 bytes of payload
+/// (8 Mi units: about 256 MiB). Python shares an object pickled once and referenced many times
+/// (its memo); a [`Value`] tree holds a copy per reference, so an ordinary value (a list
+/// holding one 100 KB string a thousand times) can be far larger than its pickle. Values up to
+/// this size, or 16 objects per input byte if that is more, are built; larger ones are refused
+/// before anything is built.
+pub(crate) const MIN_BUILD_BUDGET: usize = (256 << 20) / 32;
+
 /// Decodes a pickle into a [`Value`].
 pub(super) fn decode(input: &[u8]) -> Result<Value> {
     let mut machine = Machine::new(input);
     let root = machine.run()?;
+    let budget = input
+        .len()
+        .saturating_mul(16)
+        .saturating_add(1024)
+        .max(MIN_BUILD_BUDGET);
+    // Measure first, build after: a memo bomb is refused in time linear in the arena,
+    // before a byte of the expansion is allocated.
+    expanded_cost(&machine.nodes, root, budget)?;
     let mut builder = Builder {
         nodes: machine.nodes,
-        budget: input.len().saturating_mul(16).saturating_add(1024),
+        budget,
     };
     builder.build(root, 0, false)
+}
+
+/// The error for a value past the size budget.
+fn too_large_error() -> Error {
+    decode_error(
+        "the pickle expands into a value far larger than itself (memo references copy the same \
+         object many times: more than 256 MiB and 16 objects per input byte once copied); \
+         refusing to build it",
+    )
+}
+
+/// The error for a container that contains itself.
+fn recursive_error() -> Error {
+    decode_error(
+        "the pickle holds a recursive structure (a container that contains itself), which a \
+         Value cannot represent",
+    )
+}
+
+/// The error for nesting past [`MAX_DEPTH`].
+fn depth_error() -> Error {
+    decode_error(format_args!(
+        "containers nest deeper than {MAX_DEPTH} levels"
+    ))
+}
+
+/// What one node costs in the budget on its own (one unit, plus one per 32 payload bytes).
+fn own_cost(obj: &Obj) -> usize {
+    let payload = match obj {
+        Obj::Scalar(Value::Str(s)) => s.len(),
+        Obj::Scalar(Value::Bytes(b)) => b.len(),
+        Obj::Scalar(Value::BigInt(b)) => b.as_signed_bytes_le().len(),
+        _ => 0,
+    };
+    1 + payload.div_ceil(32)
+}
+
+/// The arena indices a node refers to.
+fn children(obj: &Obj) -> Box<dyn Iterator<Item = usize> + '_> {
+    match obj {
+        Obj::List(items) | Obj::Tuple(items) | Obj::Set(items) | Obj::FrozenSet(items) => {
+            Box::new(items.iter().copied())
+        }
+        Obj::Dict(pairs) => Box::new(pairs.iter().flat_map(|&(k, v)| [k, v])),
+        Obj::Scalar(_) | Obj::Global(_) | Obj::Taken => Box::new(std::iter::empty()),
+    }
+}
+
+/// The budget units the value of `root` would take once built (each shared object counted
+/// once per reference), or the error building it would give: past `budget`, a container that
+/// contains itself, nesting deeper than [`MAX_DEPTH`]. Each node is visited once.
+fn expanded_cost(nodes: &[Node], root: usize, budget: usize) -> Result<usize> {
+    /// Not visited yet.
+    const NEW: usize = usize::MAX;
+    /// On the current path.
+    const VISITING: usize = usize::MAX - 1;
+    fn visit(
+        nodes: &[Node],
+        cost: &mut [usize],
+        index: usize,
+        depth: usize,
+        budget: usize,
+    ) -> Result<usize> {
+        let internal = || decode_error("internal error: dangling reference");
+        match cost.get(index).copied().ok_or_else(internal)? {
+            NEW => {}
+            VISITING => return Err(recursive_error()),
+            known => return Ok(known),
+        }
+        let obj = &nodes.get(index).ok_or_else(internal)?.obj;
+        let container = matches!(
+            obj,
+            Obj::List(_) | Obj::Tuple(_) | Obj::Dict(_) | Obj::Set(_) | Obj::FrozenSet(_)
+        );
+        if container && depth >= MAX_DEPTH {
+            return Err(depth_error());
+        }
+        if let Some(slot) = cost.get_mut(index) {
+            *slot = VISITING;
+        }
+        let mut total = own_cost(obj);
+        for child in children(obj) {
+            total = total.saturating_add(visit(nodes, cost, child, depth + 1, budget)?);
+            if total > budget {
+                return Err(too_large_error());
+            }
+        }
+        if total > budget {
+            return Err(too_large_error());
+        }
+        if let Some(slot) = cost.get_mut(index) {
+            *slot = total;
+        }
+        Ok(total)
+    }
+    // `cost[i]` is NEW, VISITING, or the (at most `budget`) cost of node `i`.
+    let mut cost = vec![NEW; nodes.len()];
+    visit(nodes, &mut cost, root, 0, budget)
 }
 
 /// A decode error.
@@ -922,13 +1036,8 @@ struct Builder {
 impl Builder {
     /// Charges one value (plus one unit per 32 bytes of payload) to the budget.
     fn charge(&mut self, payload: usize) -> Result<()> {
-        let cost = 1 + payload / 32;
-        self.budget = self.budget.checked_sub(cost).ok_or_else(|| {
-            decode_error(
-                "the pickle expands into a value far larger than itself (memo references copy \
-                 the same object many times); refusing to build it",
-            )
-        })?;
+        let cost = 1 + payload.div_ceil(32);
+        self.budget = self.budget.checked_sub(cost).ok_or_else(too_large_error)?;
         Ok(())
     }
 
@@ -939,10 +1048,7 @@ impl Builder {
         let internal = || decode_error("internal error: dangling reference");
         let node = self.nodes.get(index).ok_or_else(internal)?;
         if node.visiting {
-            return Err(decode_error(
-                "the pickle holds a recursive structure (a container that contains itself), \
-                 which a Value cannot represent",
-            ));
+            return Err(recursive_error());
         }
         let payload = match &node.obj {
             Obj::Scalar(Value::Str(s)) => s.len(),
@@ -963,9 +1069,7 @@ impl Builder {
             Obj::List(_) | Obj::Tuple(_) | Obj::Dict(_) | Obj::Set(_) | Obj::FrozenSet(_)
         ) && depth >= MAX_DEPTH
         {
-            return Err(decode_error(format_args!(
-                "containers nest deeper than {MAX_DEPTH} levels"
-            )));
+            return Err(depth_error());
         }
         match obj {
             Obj::Scalar(v) => Ok(v),

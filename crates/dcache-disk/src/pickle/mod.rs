@@ -37,10 +37,15 @@
 //! `float`, `str`, `bytes`, `bytearray`, `list`, `tuple`, `dict`, `set` and `frozenset`,
 //! including shared and memoized objects. It never imports or calls anything: a pickle that
 //! names any other Python object (a class instance, a function) fails with
-//! [`Error::PickleGlobal`]. It is safe on untrusted input: it never panics, allocates memory
-//! proportional to the input, and rejects nesting deeper than 256 containers, self-containing
-//! structures, and memo references that would expand the value to more than 16 objects per
-//! input byte. Python 2 `str` objects are decoded as ASCII, as Python 3 does by default.
+//! [`Error::PickleGlobal`]. It is safe on untrusted input: it never panics, and rejects nesting
+//! deeper than 256 containers and self-containing structures. An object python pickled once and
+//! referenced many times (through the memo) is copied once per reference, since a [`Value`]
+//! tree does not share: the size of the result is measured before anything is built, and a
+//! value larger than 256 MiB (counting 32 bytes per object) and than 16 objects per input byte
+//! is refused as a memo bomb. So an ordinary shared value (a list holding one 100 KB string a
+//! thousand times, or one dict two thousand times) is read as python reads it, while memory
+//! stays bounded by `max(256 MiB, 512 × input)` plus the parse itself, which is proportional to
+//! the input. Python 2 `str` objects are decoded as ASCII, as Python 3 does by default.
 //!
 //! [`from_slice`] then deserializes the [`Value`] into any serde type (see
 //! [`from_value`](crate::from_value)).

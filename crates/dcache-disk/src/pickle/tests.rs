@@ -1021,6 +1021,51 @@ fn billion_laughs_fails_fast() {
 }
 
 #[test]
+fn shared_objects_python_writes_once_are_read_as_python_reads_them() {
+    // `x = 'a' * 100_000; pickle.dumps([x] * 1000, 4)`: the string once, then 999 memo refs.
+    let mut p = vec![0x80, 4, b']', 0x94, b'(', 0x8d];
+    p.extend(100_000u64.to_le_bytes());
+    p.extend(vec![b'a'; 100_000]);
+    p.push(0x94);
+    for _ in 0..999 {
+        p.extend([b'h', 1]);
+    }
+    p.extend([b'e', b'.']);
+    let Value::List(items) = value_from_slice(&p).unwrap() else {
+        panic!("not a list");
+    };
+    assert_eq!(items.len(), 1000);
+    assert!(
+        items
+            .iter()
+            .all(|v| matches!(v, Value::Str(s) if s.len() == 100_000))
+    );
+    // `d = {str(i): i for i in range(100)}; pickle.dumps([d] * 2000, 4)`.
+    let mut p = vec![0x80, 4, b']', 0x94, b'(', b'}', 0x94, b'('];
+    for i in 0..100u8 {
+        let key = i.to_string();
+        p.push(0x8c);
+        p.push(key.len() as u8);
+        p.extend(key.as_bytes());
+        p.extend([b'K', i]);
+    }
+    p.push(b'u');
+    for _ in 0..1999 {
+        p.extend([b'h', 1]);
+    }
+    p.extend([b'e', b'.']);
+    let Value::List(items) = value_from_slice(&p).unwrap() else {
+        panic!("not a list");
+    };
+    assert_eq!(items.len(), 2000);
+    assert!(
+        items
+            .iter()
+            .all(|v| matches!(v, Value::Dict(d) if d.len() == 100))
+    );
+}
+
+#[test]
 fn deep_nesting_fails_without_overflow() {
     let n = 100_000;
     let mut p = vec![0x80, 4];
