@@ -21,6 +21,7 @@ pub(crate) const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("dcache-sync", &["dcache-core"]),
     ("dcache-recipes", &["dcache-core", "dcache-sync"]),
+    ("dcache-redis", &["dcache-core"]),
     (
         "dcache",
         &[
@@ -30,6 +31,7 @@ pub(crate) const ALLOWED: &[(&str, &[&str])] = &[
             "dcache-fanout",
             "dcache-sync",
             "dcache-recipes",
+            "dcache-redis",
         ],
     ),
     ("dcache-cli", &["dcache"]),

@@ -239,13 +239,82 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    /// A storage backend other than SQLite (a Redis server, say) failed: it could not be
+    /// reached, did not answer within its timeout, dropped the connection, or refused the
+    /// command. `Storage` implementations outside dcache-core report through this variant.
+    #[error("{backend} {kind}: {message}; {check}")]
+    Backend {
+        /// The backend (`"redis"`).
+        backend: &'static str,
+        /// What kind of failure it was.
+        kind: BackendErrorKind,
+        /// What failed (the command, the address).
+        message: String,
+        /// What to check or do about it.
+        check: String,
+        /// The backend client's own error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+/// The kind of an [`Error::Backend`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BackendErrorKind {
+    /// The server could not be reached (connection refused, no route, unknown host).
+    Unreachable,
+    /// The server did not answer within the configured timeout (the operation may or may
+    /// not have been applied).
+    Timeout,
+    /// The connection broke during the operation (the server restarted or the network
+    /// failed; the operation may or may not have been applied).
+    ConnectionLost,
+    /// The server answered with an error (out of memory, read-only replica, wrong type).
+    Server,
+    /// Anything else (a protocol error, a bad address).
+    Other,
+}
+
+impl BackendErrorKind {
+    /// True for [`BackendErrorKind::Timeout`].
+    #[must_use]
+    pub fn is_timeout(self) -> bool {
+        self == BackendErrorKind::Timeout
+    }
+}
+
+impl fmt::Display for BackendErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendErrorKind::Unreachable => "server unreachable",
+            BackendErrorKind::Timeout => "timed out",
+            BackendErrorKind::ConnectionLost => "connection lost",
+            BackendErrorKind::Server => "server error",
+            BackendErrorKind::Other => "error",
+        })
+    }
 }
 
 impl Error {
     /// True for [`Error::Timeout`]: the operation may succeed if tried again.
+    ///
+    /// A backend's timeout ([`Error::Backend`] of kind [`BackendErrorKind::Timeout`]) is not
+    /// included: waiting locks treat this as "the store is busy, wait on", whereas an
+    /// unanswered server is reported at once (see [`Error::backend_kind`]).
     #[must_use]
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
+    }
+
+    /// The kind of an [`Error::Backend`]; `None` for every other variant.
+    #[must_use]
+    pub fn backend_kind(&self) -> Option<BackendErrorKind> {
+        match self {
+            Error::Backend { kind, .. } => Some(*kind),
+            _ => None,
+        }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

@@ -42,7 +42,7 @@ pub use cache::{Cache, CacheBuilder, DEFAULT_TIMEOUT, Durability, temp_directory
 pub use check::{UNKNOWN_FILE_GRACE, Warning};
 pub use clock::{Clock, MAX_EXPIRE_TIME, ManualClock, SystemClock, unix_seconds};
 pub use entries::{Entries, EntryInfo, EntryQuery, Summary};
-pub use error::{Error, Result, SqliteError};
+pub use error::{BackendErrorKind, Error, Result, SqliteError};
 pub use evict::Stats;
 pub use iter::{Items, Keys, SortedItems, SortedKeys};
 pub use memoize::{MemoKey, Memoized};

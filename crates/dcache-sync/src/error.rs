@@ -49,7 +49,7 @@ pub enum Error {
     NotOwner {
         /// The lock's key.
         key: String,
-        /// The caller's owner id (`"<pid>-<thread>"`).
+        /// The caller's owner id (`"<pid>-<nonce>-<thread>"`, see [`owner_id`](crate::owner_id)).
         caller: String,
         /// The owner id holding it, if anyone does.
         holder: Option<String>,

@@ -39,7 +39,9 @@
 //!
 //! Every type is generic over [`dcache_core::Storage`]: single-key reads, `add` and atomic
 //! read-modify-writes. [`Cache`](dcache_core::Cache) implements it, and so does `FanoutCache`
-//! (one key lives in one shard); another backend implementing it gets these types unchanged.
+//! (one key lives in one shard), for the processes of one host; `RedisStore` (crate
+//! `dcache-redis`) does for processes on several hosts sharing a Redis or Valkey server; any
+//! other backend implementing it gets these types unchanged.
 //! Each type is a cheap handle: clone it into each thread, or open the same directory and key
 //! in each process.
 //!
@@ -75,7 +77,9 @@
 //! A holder that crashes keeps its lock forever unless the lock has an `expire`; then the key
 //! frees itself that long after it was taken (for `RLock` and `BoundedSemaphore`, after the
 //! last acquire or release). An acquisition that outlives its expiry is no longer protected:
-//! [`Lock`] then reports [`Error::LockLost`] on release and removes nothing.
+//! [`Lock`] then reports [`Error::LockLost`] on release and removes nothing. A resource written
+//! under the lock can refuse such a holder's late writes with the acquisition's fencing token
+//! ([`LockGuard::fencing_token`], see [`Lock`]'s "Fencing tokens").
 //!
 //! # Python compatibility
 //!
@@ -83,8 +87,8 @@
 //!
 //! | type | stored value | with python |
 //! |---|---|---|
-//! | [`Lock`] | `str` token `"<pid>-<thread>-<n>"` (python: `None`) | presence excludes both ways |
-//! | [`RLock`] | `('<pid>-<thread>', depth)` | identical; ids never collide (different pids) |
+//! | [`Lock`] | `str` token `"<owner id>-<n>"` (python: `None`) | presence excludes both ways |
+//! | [`RLock`] | `('<owner id>', depth)` | identical; ids never collide (see [`owner_id`]) |
 //! | [`BoundedSemaphore`] | `int`, the free permits | identical |
 //! | [`Averager`] | `(total, count)`, `float` and `int` | identical |
 //!
@@ -104,7 +108,7 @@ mod wait;
 
 pub use averager::Averager;
 pub use error::{Error, Result};
-pub use lock::{Lock, LockGuard};
+pub use lock::{FENCE_SUFFIX, Lock, LockGuard};
 pub use rlock::{RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, SemaphoreGuard};
 pub use wait::owner_id;

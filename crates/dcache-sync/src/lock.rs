@@ -9,18 +9,50 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::wait::{self, Patience};
 
+/// The second element of the fencing counter's key, `(lock key, FENCE_SUFFIX)`.
+pub const FENCE_SUFFIX: &str = "dcache-fence";
+
 /// A lock shared by every thread and process that opens the same store: python-diskcache's
 /// `Lock` recipe, with per-acquisition ownership, timeouts and guards.
 ///
 /// The lock is one key: present means taken. Each acquisition stores a token of its own
-/// (`"<pid>-<thread>-<counter>"`, a `str`), and releasing removes the key only if it still
-/// holds that token, so a holder whose lock expired never removes somebody else's. python's
-/// `Lock` stores `None` under the key; presence is what excludes, so a python `Lock` and this
-/// one on the same key exclude each other.
+/// (`"<owner id>-<counter>"`, a `str`, see [`owner_id`](crate::owner_id)), and releasing
+/// removes the key only if it still holds that token, so a holder whose lock expired never
+/// removes somebody else's. python's `Lock` stores `None` under the key; presence is what
+/// excludes, so a python `Lock` and this one on the same key exclude each other.
 ///
 /// Give the lock an [`expire`](Self::expire) when a holder may crash: its key then frees
 /// itself. Hold it for less than the expiry: past it, another process may take the lock, and
 /// the release reports [`Error::LockLost`].
+///
+/// # Fencing tokens
+///
+/// An expiring lock is a lease: it guarantees that no two holders overlap *as long as each
+/// finishes within the expiry*. A holder that pauses (a GC pause, a swapped-out process, a
+/// network partition) can wake up after its lease ended, while somebody else holds the lock,
+/// and still believe it holds it: checking [`LockGuard::is_held`] first does not help, since
+/// the pause can fall between the check and the write. The lock alone cannot prevent that
+/// write; the resource written to can, with a fencing token.
+///
+/// Every acquisition gets a [`fencing_token`](LockGuard::fencing_token), a number larger
+/// than that of every earlier acquisition of the same key, on every store. Send it with each
+/// write; the resource remembers the largest token it has seen and refuses writes carrying a
+/// smaller one. The late writes of a holder whose lease expired then fail, because a later
+/// holder has already written with a larger token.
+///
+/// The token lives in a companion entry, the key `(key, "dcache-fence")`, without expiry
+/// (and with the lock's tag). It is incremented after the lock key is added, and the
+/// acquisition counts only if the lock key still holds its token after the increment: so a
+/// later acquisition always increments later and gets a larger token. If the companion entry
+/// is lost (evicted, cleared, a Redis server restarted without persistence), the counter
+/// starts again from the store clock in microseconds since 1970, which is larger than any
+/// count reached before as long as the lock was taken less than a million times a second on
+/// average and the store's clock did not go back. Tokens are therefore monotonic for as long
+/// as the store keeps its data, and in practice across a loss too.
+///
+/// What `expire` does not guarantee: that a holder is told when its lease ended (only its
+/// release reports [`Error::LockLost`]), nor that its writes after that are harmless; only a
+/// resource checking fencing tokens refuses them.
 ///
 /// The store must not evict the key: open the cache with eviction policy `none` (see the
 /// [crate docs](crate#eviction)).
@@ -75,6 +107,7 @@ pub struct Lock<S, K = String> {
     store: S,
     key: K,
     opts: SetOptions,
+    fencing: bool,
 }
 
 impl<S, K: fmt::Debug> fmt::Debug for Lock<S, K> {
@@ -94,6 +127,7 @@ impl<S: Storage, K: Serialize + fmt::Debug> Lock<S, K> {
             store,
             key,
             opts: SetOptions::new(),
+            fencing: true,
         }
     }
 
@@ -101,6 +135,14 @@ impl<S: Storage, K: Serialize + fmt::Debug> Lock<S, K> {
     /// holder crashed frees itself.
     pub fn expire(mut self, ttl: Duration) -> Self {
         self.opts.expire = Some(ttl);
+        self
+    }
+
+    /// Acquisitions skip the fencing counter: [`LockGuard::fencing_token`] is then 0. Saves
+    /// the counter's increment and the check that follows it (two of a Redis lock cycle's
+    /// round trips) for locks whose holders write nothing that needs fencing.
+    pub fn without_fencing(mut self) -> Self {
+        self.fencing = false;
         self
     }
 
@@ -196,14 +238,54 @@ impl<S: Storage, K: Serialize + fmt::Debug> Lock<S, K> {
             patience,
             || Ok(self.store.get_entry::<Value>(&self.key)?.is_none()),
             || {
-                let added = self.store.add(&self.key, &token, self.opts.clone())?;
-                Ok(added.then_some(()))
+                if !self.store.add(&self.key, &token, self.opts.clone())? {
+                    return Ok(None);
+                }
+                if !self.fencing {
+                    return Ok(Some(0));
+                }
+                // Counted only if still held after the increment: a later holder then
+                // increments later, and gets a larger token.
+                let fenced = self.next_fence().and_then(|fence| {
+                    let current = self.store.get_entry::<Value>(&self.key)?;
+                    let held =
+                        matches!(&current, Some(e) if e.value.as_str() == Some(token.as_str()));
+                    Ok(held.then_some(fence))
+                });
+                if fenced.is_err() {
+                    // The store failed after the lock was taken: give it back rather than
+                    // leave it held by nobody until it expires (best effort: the store may
+                    // still be failing).
+                    if let Err(e) = self.release(&token) {
+                        log::warn!("releasing lock {:?} after a failed acquire: {e}", self.key);
+                    }
+                }
+                fenced
             },
         )?;
-        Ok(won.map(|()| LockGuard {
+        Ok(won.map(|fence| LockGuard {
             lock: self,
             token: Some(token),
+            fence,
         }))
+    }
+
+    /// The companion key holding the lock's fencing counter.
+    fn fence_key(&self) -> (&K, &'static str) {
+        (&self.key, FENCE_SUFFIX)
+    }
+
+    /// Increments the fencing counter; a missing counter starts from the store clock in
+    /// microseconds.
+    fn next_fence(&self) -> Result<u64> {
+        let seed = self
+            .store
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        let opts = SetOptions::new().tag_opt(self.opts.tag.clone());
+        let fence = self.store.incr(&self.fence_key(), 1, Some(seed), opts)?;
+        Ok(u64::try_from(fence).unwrap_or(0))
     }
 
     /// Whether anyone (any thread, any process, python's `Lock` included) holds the lock.
@@ -296,6 +378,8 @@ pub struct LockGuard<'a, S: Storage, K: Serialize + fmt::Debug> {
     lock: &'a Lock<S, K>,
     /// `None` once released or forgotten.
     token: Option<String>,
+    /// This acquisition's fencing token.
+    fence: u64,
 }
 
 impl<S: Storage, K: Serialize + fmt::Debug> fmt::Debug for LockGuard<'_, S, K> {
@@ -303,6 +387,7 @@ impl<S: Storage, K: Serialize + fmt::Debug> fmt::Debug for LockGuard<'_, S, K> {
         f.debug_struct("LockGuard")
             .field("key", &self.lock.key)
             .field("token", &self.token)
+            .field("fencing_token", &self.fence)
             .finish()
     }
 }
@@ -312,6 +397,26 @@ impl<S: Storage, K: Serialize + fmt::Debug> LockGuard<'_, S, K> {
     #[must_use]
     pub fn token(&self) -> &str {
         self.token.as_deref().unwrap_or_default()
+    }
+
+    /// This acquisition's fencing token: larger than that of every earlier acquisition of
+    /// this lock's key, in any thread, process or machine sharing the store (see
+    /// [Fencing tokens](Lock#fencing-tokens)). Send it with every write made under the lock;
+    /// a resource that refuses tokens smaller than the largest it has seen refuses the late
+    /// writes of a holder whose lease expired.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = dcache_sync::Lock::new(dcache_core::Cache::temp()?, "job");
+    /// let first = lock.acquire()?.fencing_token();
+    /// let second = lock.acquire()?.fencing_token();
+    /// assert!(second > first);
+    /// # Ok::<(), dcache_sync::Error>(())
+    /// ```
+    #[must_use]
+    pub fn fencing_token(&self) -> u64 {
+        self.fence
     }
 
     /// Whether the key still holds this acquisition (false once it expired or was removed).

@@ -23,9 +23,10 @@ fn may_take((owner, depth): &Stored, me: &str) -> bool {
 ///
 /// The owner is a thread of a process; it may acquire the lock again while holding it, and
 /// must release it as often as it acquired it. The key holds the pickled tuple
-/// `('<pid>-<thread>', depth)`, exactly as python stores it (python's thread part is
-/// `threading.get_ident()`, ours is [`owner_id`](crate::owner_id)'s), so python and Rust
-/// owners share one `RLock`, see each other's ownership and never take each other's ids.
+/// `('<owner id>', depth)`, as python stores it (python's id is
+/// `'<pid>-<threading.get_ident()>'`, ours is [`owner_id`](crate::owner_id)'s, which adds 128
+/// random bits per process so ids stay unique across machines and containers), so python and
+/// Rust owners share one `RLock`, see each other's ownership and never take each other's ids.
 /// Releasing to depth 0 stores `(owner, 0)`, as python does; the key stays.
 ///
 /// [`expire`](Self::expire) makes each acquire and release reset the key's expiry, so a lock

@@ -27,40 +27,61 @@ pub(crate) const BACKOFF_MAX: Duration = Duration::from_millis(5);
 
 // ----- owner ids -----
 
-/// A random number drawn once per process (std seeds `RandomState` from the OS).
-fn process_random() -> u64 {
-    static RANDOM: OnceLock<u64> = OnceLock::new();
-    *RANDOM.get_or_init(|| RandomState::new().hash_one(std::process::id()))
+/// 128 random bits drawn once per process, as 32 hex digits: from the OS (`/dev/urandom`),
+/// or else from two independently keyed std hashers (themselves seeded by the OS).
+fn process_nonce() -> &'static str {
+    static NONCE: OnceLock<String> = OnceLock::new();
+    NONCE.get_or_init(|| {
+        let mut bytes = [0u8; 16];
+        let from_os = std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+        if from_os.is_err() {
+            let hi = RandomState::new().hash_one((std::process::id(), 1u8));
+            let lo = RandomState::new().hash_one((std::process::id(), 2u8, hi));
+            bytes[..8].copy_from_slice(&hi.to_le_bytes());
+            bytes[8..].copy_from_slice(&lo.to_le_bytes());
+        }
+        let hex = u128::from_be_bytes(bytes);
+        format!("{hex:032x}")
+    })
 }
 
-/// This thread's number: a per-process random 48-bit base plus the thread's index, so two
-/// processes with the same pid (in two containers sharing a cache) still get different ids.
+/// This thread's number: its index in this process (the process nonce makes it unique).
 fn thread_number() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     thread_local! {
-        static NUMBER: u64 = (process_random() >> 16)
-            .wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
+        static NUMBER: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
     }
     NUMBER.with(|n| *n)
 }
 
-/// The calling thread's owner id, `"<pid>-<thread>"`, as [`RLock`](crate::RLock) stores it
-/// (python's is `'<pid>-<threading.get_ident()>'`: the pids differ, so the ids never collide).
+/// The calling thread's owner id, `"<pid>-<nonce>-<thread>"`, as [`RLock`](crate::RLock)
+/// stores it: the pid, 128 random bits drawn once per process (32 hex digits) and the
+/// thread's index in the process. Pids and thread ids repeat across machines and
+/// containers; the random part does not, so two threads anywhere sharing a store (a Redis
+/// server, say) never share an id. python's id is `'<pid>-<threading.get_ident()>'`: it has
+/// no second `-`-separated hex part of 32 digits, so it never equals one of these either.
 ///
 /// # Examples
 ///
 /// ```
 /// let me = dcache_sync::owner_id();
 /// assert!(me.starts_with(&format!("{}-", std::process::id())));
+/// assert_eq!(me.split('-').nth(1).map(str::len), Some(32));
 /// let other = std::thread::spawn(dcache_sync::owner_id).join().unwrap();
 /// assert_ne!(me, other);
 /// ```
 #[must_use]
 pub fn owner_id() -> String {
-    format!("{}-{}", std::process::id(), thread_number())
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        process_nonce(),
+        thread_number()
+    )
 }
 
-/// A token no other acquisition anywhere holds: `"<pid>-<thread>-<counter>"`.
+/// A token no other acquisition anywhere holds: `"<owner id>-<counter>"`.
 pub(crate) fn new_token() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     format!("{}-{}", owner_id(), COUNTER.fetch_add(1, Ordering::Relaxed))
@@ -324,9 +345,15 @@ mod tests {
     fn owner_ids_differ_per_thread_and_are_stable_within_one() {
         let me = owner_id();
         assert_eq!(me, owner_id());
-        let (pid, thread) = me.split_once('-').expect("pid-thread");
-        assert_eq!(pid, std::process::id().to_string());
-        assert!(thread.parse::<u64>().is_ok(), "{me}");
+        let parts: Vec<&str> = me.split('-').collect();
+        assert_eq!(parts.len(), 3, "pid-nonce-thread: {me}");
+        assert_eq!(parts[0], std::process::id().to_string());
+        assert_eq!(parts[1].len(), 32, "{me}");
+        assert!(
+            u128::from_str_radix(parts[1], 16).is_ok_and(|n| n != 0),
+            "{me}"
+        );
+        assert!(parts[2].parse::<u64>().is_ok(), "{me}");
         let others: Vec<String> = (0..8)
             .map(|_| std::thread::spawn(owner_id).join().expect("thread"))
             .collect();

@@ -57,20 +57,27 @@
 //!
 //! # Crate features
 //!
-//! None.
+//! - `redis`: the Redis (and Valkey) backend, [`RedisStore`] (module `redis`, the
+//!   `dcache-redis` crate): the locks and recipes shared by processes on several machines
+//!   through one server. See `docs/backends.md`.
 
 pub use dcache_collections as collections;
 pub use dcache_core as cache;
 pub use dcache_disk as disk;
 pub use dcache_fanout as fanout;
 pub use dcache_recipes as recipes;
+/// The Redis backend (feature `redis`).
+#[cfg(feature = "redis")]
+pub use dcache_redis as redis;
+#[cfg(feature = "redis")]
+pub use dcache_redis::RedisStore;
 pub use dcache_sync as sync;
 
 pub use dcache_collections::{Deque, Index};
 pub use dcache_core::{
-    Cache, CacheBuilder, Clock, Durability, Entry, Error, EvictionPolicy, ManualClock, Memoized,
-    PushOptions, QueueKey, Result, SetOptions, Settings, Side, Stats, Storage, SystemClock, Tag,
-    Update, ValueReader, Warning,
+    BackendErrorKind, Cache, CacheBuilder, Clock, Durability, Entry, Error, EvictionPolicy,
+    ManualClock, Memoized, PushOptions, QueueKey, Result, SetOptions, Settings, Side, Stats,
+    Storage, SystemClock, Tag, Update, ValueReader, Warning,
 };
 pub use dcache_disk::{Disk, DiskFormat, JsonDisk, MsgpackDisk, Value};
 pub use dcache_fanout::{FanoutCache, FanoutCacheBuilder};

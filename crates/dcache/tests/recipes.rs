@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::stores::{CacheFixture, FanoutFixture, Fixture};
+use common::stores::{CacheFixture, ClockFixture, FanoutFixture, Fixture, RedisFixture};
 use common::{in_threads, spawn_child};
 
 use std::path::Path;
@@ -27,16 +27,15 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type TestResult<T = ()> = Result<T, BoxError>;
 
 macro_rules! recipe_tests {
-    ($name:ident, $fixture:ty) => {
+    ($name:ident, $fixture:ty $(, $clock:ident)?) => {
         mod $name {
             use super::*;
 
             #[test]
-            fn throttle_admits_count_per_window_on_simulated_time() -> TestResult {
-                super::throttle_admits_count_per_window_on_simulated_time::<$fixture>()
-            }
-            #[test]
             fn throttle_two_processes_take_at_least_the_theoretical_time() -> TestResult {
+                if !<$fixture as Fixture>::available() {
+                    return Ok(());
+                }
                 super::throttle_two_processes_take_at_least_the_theoretical_time::<$fixture>(
                     concat!(
                         stringify!($name),
@@ -46,14 +45,23 @@ macro_rules! recipe_tests {
             }
             #[test]
             fn barrier_with_lock_eight_threads_one_inside() -> TestResult {
+                if !<$fixture as Fixture>::available() {
+                    return Ok(());
+                }
                 super::barrier_eight_threads_one_inside::<$fixture, Lock<_>>()
             }
             #[test]
             fn barrier_with_rlock_eight_threads_one_inside() -> TestResult {
+                if !<$fixture as Fixture>::available() {
+                    return Ok(());
+                }
                 super::barrier_eight_threads_one_inside::<$fixture, RLock<_>>()
             }
             #[test]
             fn barrier_with_lock_three_processes_one_inside() -> TestResult {
+                if !<$fixture as Fixture>::available() {
+                    return Ok(());
+                }
                 super::barrier_three_processes_one_inside::<$fixture, Lock<_>>(concat!(
                     stringify!($name),
                     "::barrier_with_lock_three_processes_one_inside"
@@ -61,6 +69,9 @@ macro_rules! recipe_tests {
             }
             #[test]
             fn barrier_with_rlock_three_processes_one_inside() -> TestResult {
+                if !<$fixture as Fixture>::available() {
+                    return Ok(());
+                }
                 super::barrier_three_processes_one_inside::<$fixture, RLock<_>>(concat!(
                     stringify!($name),
                     "::barrier_with_rlock_three_processes_one_inside"
@@ -68,35 +79,51 @@ macro_rules! recipe_tests {
             }
             #[test]
             fn stampede_cold_key_ten_threads_compute_once() -> TestResult {
+                if !<$fixture as Fixture>::available() {
+                    return Ok(());
+                }
                 super::stampede_cold_key_ten_threads_compute_once::<$fixture>()
             }
             #[test]
-            fn stampede_warm_key_ten_threads_one_background_recompute() -> TestResult {
-                super::stampede_warm_key_ten_threads_one_background_recompute::<$fixture>()
-            }
-            #[test]
-            fn stampede_warm_key_two_processes_one_background_recompute() -> TestResult {
-                super::stampede_warm_key_two_processes_one_background_recompute::<$fixture>(
-                    concat!(
-                        stringify!($name),
-                        "::stampede_warm_key_two_processes_one_background_recompute"
-                    ),
-                )
-            }
-            #[test]
             fn stampede_argument_tuples_get_different_keys() -> TestResult {
+                if !<$fixture as Fixture>::available() {
+                    return Ok(());
+                }
                 super::stampede_argument_tuples_get_different_keys::<$fixture>()
             }
-            #[test]
-            fn throttled_memoized_function() -> TestResult {
-                super::throttled_memoized_function::<$fixture>()
-            }
+            $(recipe_clock_tests!($name, $fixture, $clock);)?
         }
     };
 }
 
-recipe_tests!(cache, CacheFixture);
-recipe_tests!(fanout, FanoutFixture);
+/// The tests that set the store's clock (stores with a manual clock only).
+macro_rules! recipe_clock_tests {
+    ($name:ident, $fixture:ty, $clock:ident) => {
+        #[test]
+        fn throttle_admits_count_per_window_on_simulated_time() -> TestResult {
+            super::throttle_admits_count_per_window_on_simulated_time::<$fixture>()
+        }
+        #[test]
+        fn stampede_warm_key_ten_threads_one_background_recompute() -> TestResult {
+            super::stampede_warm_key_ten_threads_one_background_recompute::<$fixture>()
+        }
+        #[test]
+        fn stampede_warm_key_two_processes_one_background_recompute() -> TestResult {
+            super::stampede_warm_key_two_processes_one_background_recompute::<$fixture>(concat!(
+                stringify!($name),
+                "::stampede_warm_key_two_processes_one_background_recompute"
+            ))
+        }
+        #[test]
+        fn throttled_memoized_function() -> TestResult {
+            super::throttled_memoized_function::<$fixture>()
+        }
+    };
+}
+
+recipe_tests!(cache, CacheFixture, clock);
+recipe_tests!(fanout, FanoutFixture, clock);
+recipe_tests!(redis, RedisFixture);
 
 // ----- helpers -----
 
@@ -172,7 +199,7 @@ fn base_time() -> SystemTime {
 
 // ----- Throttle -----
 
-fn throttle_admits_count_per_window_on_simulated_time<F: Fixture>() -> TestResult {
+fn throttle_admits_count_per_window_on_simulated_time<F: ClockFixture>() -> TestResult {
     let dir = tempfile::tempdir()?;
     let clock = Arc::new(ManualClock::new(base_time()));
     let store = F::open_with_clock(dir.path(), clock.clone())?;
@@ -408,7 +435,7 @@ fn seed_old<S: Storage>(store: &S, memo: &MemoizeStampede<S>) -> dcache::Result<
     )
 }
 
-fn stampede_warm_key_ten_threads_one_background_recompute<F: Fixture>() -> TestResult {
+fn stampede_warm_key_ten_threads_one_background_recompute<F: ClockFixture>() -> TestResult {
     let dir = tempfile::tempdir()?;
     let clock = Arc::new(ManualClock::new(base_time()));
     let store = F::open_with_clock(dir.path(), clock.clone())?;
@@ -443,7 +470,7 @@ fn stampede_warm_key_ten_threads_one_background_recompute<F: Fixture>() -> TestR
 
 const STAMPEDE_CHILD: &str = "DCACHE_TEST_RECIPES_STAMPEDE_DIR";
 
-fn stampede_warm_key_two_processes_one_background_recompute<F: Fixture>(
+fn stampede_warm_key_two_processes_one_background_recompute<F: ClockFixture>(
     test_name: &str,
 ) -> TestResult {
     if let Ok(dir) = std::env::var(STAMPEDE_CHILD) {
@@ -533,7 +560,7 @@ fn stampede_argument_tuples_get_different_keys<F: Fixture>() -> TestResult {
     Ok(())
 }
 
-fn throttled_memoized_function<F: Fixture>() -> TestResult {
+fn throttled_memoized_function<F: ClockFixture>() -> TestResult {
     let dir = tempfile::tempdir()?;
     let clock = Arc::new(ManualClock::new(base_time()));
     let store = F::open_with_clock(dir.path(), clock.clone())?;

@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod python;
+pub mod server;
 pub mod stores;
 pub mod tagged;
 
