@@ -53,10 +53,18 @@ impl LockKind {
             Value::None => Some(LockKind::PythonLock),
             Value::Str(token) => {
                 let parts: Vec<&str> = token.split('-').collect();
-                let numeric = parts.len() == 3
-                    && parts
-                        .iter()
-                        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+                let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+                // "<pid>-<thread>-<n>" (dcache before owner ids were unique across machines)
+                // or "<pid>-<32 hex digits>-<thread>-<n>" (`dcache::sync::owner_id` + counter).
+                let numeric = match parts.as_slice() {
+                    [_, _, _] => parts.iter().all(|p| digits(p)),
+                    [pid, nonce, thread, n] => {
+                        [pid, thread, n].iter().all(|p| digits(p))
+                            && nonce.len() == 32
+                            && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+                    }
+                    _ => false,
+                };
                 let pid = parts.first().and_then(|p| p.parse().ok());
                 match (numeric, pid) {
                     (true, Some(pid)) => Some(LockKind::Lock {
@@ -338,7 +346,14 @@ mod tests {
             LockKind::of(&Value::from("123-4-5"), false),
             Some(LockKind::Lock { pid: 123, .. })
         ));
+        // Today's tokens: the owner id (unique across machines) and a counter.
+        let token = format!("{}-0", dcache::sync::owner_id());
+        assert!(matches!(
+            LockKind::of(&Value::from(token.as_str()), false),
+            Some(LockKind::Lock { pid, .. }) if pid == std::process::id()
+        ));
         assert_eq!(LockKind::of(&Value::from("hello-world-x"), false), None);
+        assert_eq!(LockKind::of(&Value::from("1-nothex-2-3"), false), None);
         assert!(matches!(
             LockKind::of(
                 &Value::Tuple(vec![Value::from("77-140000"), Value::Int(2)]),
