@@ -68,7 +68,7 @@
 //!
 //! # Platforms
 //!
-//! Linux is what the test suites run on (x86_64; python-diskcache 5.6.3 interop, crash,
+//! Linux is what the test suites run on (`x86_64`; python-diskcache 5.6.3 interop, crash,
 //! concurrency and hostile-directory suites). Other Unix systems (macOS, the BSDs) use the same
 //! code paths (`openat`-style value files, `fcntl` locks through SQLite) but are not tested
 //! here. Elsewhere (Windows) value files fall back to path-based checks, with a window between
