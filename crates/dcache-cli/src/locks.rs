@@ -55,17 +55,15 @@ impl LockKind {
             Value::None => Some(LockKind::PythonLock),
             Value::Str(token) => {
                 let parts: Vec<&str> = token.split('-').collect();
-                let digits = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
-                // `<pid>-<thread>-<n>` (dcache before fencing) or
-                // `<pid>-<32 hex digits>-<thread>-<n>` (owner ids unique across machines).
+                let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+                // "<pid>-<thread>-<n>" (dcache before owner ids were unique across machines)
+                // or "<pid>-<32 hex digits>-<thread>-<n>" (`dcache::sync::owner_id` + counter).
                 let numeric = match parts.as_slice() {
-                    [_, _, _] => parts.iter().all(digits),
+                    [_, _, _] => parts.iter().all(|p| digits(p)),
                     [pid, nonce, thread, n] => {
-                        digits(pid)
+                        [pid, thread, n].iter().all(|p| digits(p))
                             && nonce.len() == 32
                             && nonce.bytes().all(|b| b.is_ascii_hexdigit())
-                            && digits(thread)
-                            && digits(n)
                     }
                     _ => false,
                 };
@@ -356,13 +354,14 @@ mod tests {
             LockKind::of(&Value::from("123-4-5"), false),
             Some(LockKind::Lock { pid: 123, .. })
         ));
-        let token = format!("123-{}-4-5", "0123456789abcdef".repeat(2));
+        // Today's tokens: the owner id (unique across machines) and a counter.
+        let token = format!("{}-0", dcache::sync::owner_id());
         assert!(matches!(
             LockKind::of(&Value::from(token.as_str()), false),
-            Some(LockKind::Lock { pid: 123, .. })
+            Some(LockKind::Lock { pid, .. }) if pid == std::process::id()
         ));
         assert_eq!(LockKind::of(&Value::from("hello-world-x"), false), None);
-        assert_eq!(LockKind::of(&Value::from("1-zz-4-5"), false), None);
+        assert_eq!(LockKind::of(&Value::from("1-nothex-2-3"), false), None);
         assert!(matches!(
             LockKind::of(
                 &Value::Tuple(vec![Value::from("77-140000"), Value::Int(2)]),
