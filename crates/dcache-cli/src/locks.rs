@@ -2,8 +2,9 @@
 //! process left).
 //!
 //! A lock is only a key; it is recognized by what the lock recipes store under it:
-//! python's `Lock` stores `None`; dcache's `Lock` a token `"<pid>-<thread>-<n>"`; python's and
-//! dcache's `RLock` `('<pid>-<thread>', depth)`; a `BoundedSemaphore` an integer, the free
+//! python's `Lock` stores `None`; dcache's `Lock` a token `"<owner id>-<n>"`; python's and
+//! dcache's `RLock` `('<owner id>', depth)`, the owner id being `<pid>-<thread>` (python's) or
+//! `<pid>-<32 hex digits>-<thread>` (dcache's); a `BoundedSemaphore` an integer, the free
 //! permits (listed only when asked, as any counter is an integer too).
 
 use std::io::{IsTerminal, Write};
@@ -30,7 +31,8 @@ pub(crate) enum LockKind {
         /// The whole token.
         token: String,
     },
-    /// An `RLock`: owner `"<pid>-<thread>"` and depth (0: free).
+    /// An `RLock`: owner `"<pid>-<thread>"` (python) or `"<pid>-<nonce>-<thread>"` (dcache)
+    /// and depth (0: free).
     RLock {
         /// The owner's process id.
         pid: Option<u32>,
@@ -177,6 +179,12 @@ fn classify<D: DiskFormat>(
         return None;
     }
     let key = entry.key.as_ref().ok()?.clone();
+    // A lock's fencing counter `(key, "dcache-fence")` is an integer, not a semaphore.
+    if let Value::Tuple(parts) = &key
+        && matches!(parts.as_slice(), [_, Value::Str(s)] if s == dcache::sync::FENCE_SUFFIX)
+    {
+        return None;
+    }
     let value = cache.decode_value(entry).ok()?;
     let kind = LockKind::of(&value, semaphores)?;
     Some(Found {
