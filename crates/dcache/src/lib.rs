@@ -48,6 +48,14 @@
 //!   they expire), shared by threads and processes through any [`Storage`]; their error
 //!   type, [`recipes::Error`].
 //!
+//! # Errors
+//!
+//! Each layer reports its own error type ([`cache::Error`] for a [`Cache`], and so on), each
+//! with an `is_timeout` that means the same everywhere: the operation gave up waiting and may
+//! succeed if tried again. [`Error`] gathers them all for a program that uses several types
+//! and wants one error to pass up with `?`; [`Error::cache_error`] finds the cache error at
+//! the bottom of any of them.
+//!
 //! # Keys and values
 //!
 //! Keys and values are any `serde` type. Strings, byte strings (`&[u8]`, `Vec<u8>`,
@@ -68,7 +76,7 @@
 //!
 //! # Platforms
 //!
-//! Linux is what the test suites run on (x86_64; python-diskcache 5.6.3 interop, crash,
+//! Linux is what the test suites run on (`x86_64`; python-diskcache 5.6.3 interop, crash,
 //! concurrency and hostile-directory suites). Other Unix systems (macOS, the BSDs) use the same
 //! code paths (`openat`-style value files, `fcntl` locks through SQLite) but are not tested
 //! here. Elsewhere (Windows) value files fall back to path-based checks, with a window between
@@ -80,6 +88,10 @@
 //! - `redis`: the Redis (and Valkey) backend, `RedisStore` (module `redis`, the
 //!   `dcache-redis` crate): the locks and recipes shared by processes on several machines
 //!   through one server. See [docs/backends.md](https://github.com/dcache-rs/dcache/blob/main/docs/backends.md).
+
+mod error;
+
+pub use error::{Error, Result};
 
 pub use dcache_collections as collections;
 pub use dcache_core as cache;
@@ -95,9 +107,9 @@ pub use dcache_sync as sync;
 
 pub use dcache_collections::{Deque, Index};
 pub use dcache_core::{
-    BackendErrorKind, Cache, CacheBuilder, Clock, Durability, Entry, Error, EvictionPolicy,
-    ManualClock, Memoized, PushOptions, QueueKey, Result, SetOptions, Settings, Side, Stats,
-    Storage, SystemClock, Tag, Update, ValueReader, Warning,
+    BackendErrorKind, Cache, CacheBuilder, Clock, Durability, Entry, EvictionPolicy, ManualClock,
+    Memoized, PushOptions, QueueKey, SetOptions, Settings, Side, Stats, Storage, SystemClock, Tag,
+    Update, ValueReader, Warning,
 };
 pub use dcache_disk::{Disk, DiskFormat, JsonDisk, MsgpackDisk, Value};
 pub use dcache_fanout::{FanoutCache, FanoutCacheBuilder};
