@@ -210,7 +210,7 @@ fn run_command<D: DiskFormat>(cli: &Cli, disk: &D) -> Result<Outcome, CliError> 
             let access = if *fix { Access::Write } else { Access::Read };
             let target = open(dir, access)?;
             if *fix && let Some(shard) = target.shards.iter().find(|s| s.is_read_only()) {
-                return Err(CliError::Cache(dcache::Error::ReadOnly {
+                return Err(CliError::Cache(dcache::cache::Error::ReadOnly {
                     path: shard.directory().to_path_buf(),
                 }));
             }
@@ -1021,7 +1021,7 @@ fn bulk<D: DiskFormat>(
     when: When,
     label: &str,
     known_total: bool,
-    op: impl Fn(&Cache<D>) -> dcache::Result<u64>,
+    op: impl Fn(&Cache<D>) -> dcache::cache::Result<u64>,
 ) -> Result<u64, CliError> {
     let before = total_len(&target.shards).unwrap_or(0);
     let shards = target.shards.clone();

@@ -48,6 +48,14 @@
 //!   they expire), shared by threads and processes through any [`Storage`]; their error
 //!   type, [`recipes::Error`].
 //!
+//! # Errors
+//!
+//! Each layer reports its own error type ([`cache::Error`] for a [`Cache`], and so on), each
+//! with an `is_timeout` that means the same everywhere: the operation gave up waiting and may
+//! succeed if tried again. [`Error`] gathers them all for a program that uses several types
+//! and wants one error to pass up with `?`; [`Error::cache_error`] finds the cache error at
+//! the bottom of any of them.
+//!
 //! # Keys and values
 //!
 //! Keys and values are any `serde` type. Strings, byte strings (`&[u8]`, `Vec<u8>`,
@@ -81,6 +89,10 @@
 //!   `dcache-redis` crate): the locks and recipes shared by processes on several machines
 //!   through one server. See [docs/backends.md](https://github.com/dcache-rs/dcache/blob/main/docs/backends.md).
 
+mod error;
+
+pub use error::{Error, Result};
+
 pub use dcache_collections as collections;
 pub use dcache_core as cache;
 pub use dcache_disk as disk;
@@ -95,9 +107,9 @@ pub use dcache_sync as sync;
 
 pub use dcache_collections::{Deque, Index};
 pub use dcache_core::{
-    BackendErrorKind, Cache, CacheBuilder, Clock, Durability, Entry, Error, EvictionPolicy,
-    ManualClock, Memoized, PushOptions, QueueKey, Result, SetOptions, Settings, Side, Stats,
-    Storage, SystemClock, Tag, Update, ValueReader, Warning,
+    BackendErrorKind, Cache, CacheBuilder, Clock, Durability, Entry, EvictionPolicy, ManualClock,
+    Memoized, PushOptions, QueueKey, SetOptions, Settings, Side, Stats, Storage, SystemClock, Tag,
+    Update, ValueReader, Warning,
 };
 pub use dcache_disk::{Disk, DiskFormat, JsonDisk, MsgpackDisk, Value};
 pub use dcache_fanout::{FanoutCache, FanoutCacheBuilder};

@@ -326,7 +326,7 @@ fn signal(dir: &Path, name: &str, content: &str) -> TestResult {
     Ok(())
 }
 
-fn counter<S: Storage>(store: &S, key: &str) -> dcache::Result<i64> {
+fn counter<S: Storage>(store: &S, key: &str) -> dcache::cache::Result<i64> {
     Ok(store.get_entry::<i64>(key)?.map_or(0, |e| e.value))
 }
 
@@ -506,7 +506,7 @@ fn stampede_recomputes_once_across_hosts() -> TestResult {
 const LEASE: Duration = Duration::from_millis(1500);
 
 /// A write to the fenced register: accepted only with a token at least the largest seen.
-fn fenced_write<S: Storage>(store: &S, token: u64, writer: &str) -> dcache::Result<bool> {
+fn fenced_write<S: Storage>(store: &S, token: u64, writer: &str) -> dcache::cache::Result<bool> {
     store.update::<(u64, String), _, _>("register", SetOptions::new(), |cur| match cur {
         Some((max, _)) if token < max => (Update::Keep, false),
         _ => (Update::Set((token, writer.to_owned())), true),
