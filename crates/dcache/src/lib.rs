@@ -72,7 +72,7 @@
 //! processes on several machines, put the locks, semaphores, throttles and memoization on the
 //! Redis backend (feature `redis`), which the same generic code runs on. Keep tmp cleaners
 //! (`systemd-tmpfiles`, `tmpreaper`) away from live caches: a deleted `cache.db-shm` stops
-//! writes with [`Error::FileReplaced`] ([docs/reliability.md](https://github.com/dcache-rs/dcache/blob/main/docs/reliability.md)).
+//! writes with [`cache::Error::FileReplaced`] ([docs/reliability.md](https://github.com/dcache-rs/dcache/blob/main/docs/reliability.md)).
 //!
 //! # Platforms
 //!
