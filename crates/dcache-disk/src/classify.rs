@@ -9,6 +9,7 @@
 use serde::ser::{self, Impossible, Serialize};
 use std::fmt;
 
+use crate::known;
 use crate::probe::as_u8;
 
 /// A value SQLite stores natively.
@@ -27,8 +28,12 @@ pub enum Primitive {
 /// Returns the native form of `value`, or `None` when it is structured data (tuples, structs,
 /// maps, options, booleans, integers outside `i64`) that a disk must serialize.
 ///
-/// An empty sequence is classified as empty bytes: serde gives no element type for it, and an
-/// empty `&[u8]` key must match python's `b''` key.
+/// `Vec<u8>`, `[u8]`, `Box<[u8]>` and `Cow<[u8]>` (and references to them) are recognized
+/// by their type and copied whole; other sequences whose every element is a `u8` are bytes
+/// too, collected element by element. An empty sequence of another type is classified as
+/// empty bytes here, as keys need: serde gives no element type for it, and an empty `&[u8]`
+/// key must match python's `b''` key (a stored *value* that is an empty `Vec<String>` is an
+/// empty list instead: [`DiskFormat::store`](crate::DiskFormat::store) knows the difference).
 ///
 /// # Examples
 ///
@@ -42,7 +47,39 @@ pub enum Primitive {
 /// assert_eq!(classify(&u64::MAX), None); // too large for SQLite: pickled as a python int
 /// ```
 pub fn classify<T: Serialize + ?Sized>(value: &T) -> Option<Primitive> {
-    value.serialize(Classifier).ok()
+    if let Some(bytes) = known::byte_slice(value) {
+        return Some(Primitive::Blob(bytes.to_vec()));
+    }
+    value
+        .serialize(Classifier {
+            empty_seq_is_bytes: true,
+        })
+        .ok()
+}
+
+/// A value as a disk stores it: bytes borrowed whole from a known byte type, or classified.
+pub(crate) enum ValueClass<'a> {
+    /// The bytes of a `Vec<u8>`, `&[u8]`, `Box<[u8]>` or `Cow<[u8]>`, not copied.
+    Bytes(&'a [u8]),
+    /// Any other native value.
+    Primitive(Primitive),
+    /// Structured data, to serialize.
+    Structured,
+}
+
+/// Classifies a *value*: like [`classify`], but a known byte type is borrowed, not copied,
+/// and an empty sequence whose type is not a known byte type is structured (python's `[]`
+/// for an empty `Vec<String>`, as inside a structure), not `b''`.
+pub(crate) fn classify_value<T: Serialize + ?Sized>(value: &T) -> ValueClass<'_> {
+    if let Some(bytes) = known::byte_slice(value) {
+        return ValueClass::Bytes(bytes);
+    }
+    match value.serialize(Classifier {
+        empty_seq_is_bytes: false,
+    }) {
+        Ok(primitive) => ValueClass::Primitive(primitive),
+        Err(NotPrimitive) => ValueClass::Structured,
+    }
 }
 
 /// The "not a primitive" signal of the classifier; never shown to users.
@@ -63,13 +100,21 @@ impl ser::Error for NotPrimitive {
     }
 }
 
-struct Classifier;
+#[derive(Clone, Copy)]
+struct Classifier {
+    /// Whether an empty sequence is empty bytes (keys) or structured (values).
+    empty_seq_is_bytes: bool,
+}
 
 /// Collects the elements of a sequence while every one of them is a `u8`.
 struct ByteSeq {
     bytes: Vec<u8>,
     /// The announced length: the capacity reserved at the first `u8`.
     hint: usize,
+    /// Whether any element was seen.
+    seen: bool,
+    /// [`Classifier::empty_seq_is_bytes`].
+    empty_is_bytes: bool,
 }
 
 impl ser::SerializeSeq for ByteSeq {
@@ -84,11 +129,16 @@ impl ser::SerializeSeq for ByteSeq {
             self.bytes.reserve(self.hint.clamp(1, 1 << 20));
         }
         self.bytes.push(byte);
+        self.seen = true;
         Ok(())
     }
 
     fn end(self) -> Result<Primitive, NotPrimitive> {
-        Ok(Primitive::Blob(self.bytes))
+        if self.seen || self.empty_is_bytes {
+            Ok(Primitive::Blob(self.bytes))
+        } else {
+            Err(NotPrimitive)
+        }
     }
 }
 
@@ -197,7 +247,11 @@ impl ser::Serializer for Classifier {
         _name: &'static str,
         value: &T,
     ) -> Result<Primitive, NotPrimitive> {
-        value.serialize(Classifier)
+        // `struct Image(Vec<u8>)`: its bytes are copied whole too.
+        if let Some(bytes) = known::byte_slice(value) {
+            return Ok(Primitive::Blob(bytes.to_vec()));
+        }
+        value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
@@ -212,6 +266,8 @@ impl ser::Serializer for Classifier {
         Ok(ByteSeq {
             bytes: Vec::new(),
             hint: len.unwrap_or(0),
+            seen: false,
+            empty_is_bytes: self.empty_seq_is_bytes,
         })
     }
     fn serialize_tuple(self, len: usize) -> Result<ByteSeq, NotPrimitive> {

@@ -41,6 +41,7 @@ mod error;
 mod files;
 mod format;
 mod hash;
+mod known;
 pub mod pickle;
 mod probe;
 pub mod pyjson;
