@@ -126,6 +126,9 @@ mod tests {
         assert_eq!(byte_slice(&&boxed), expected);
         assert_eq!(byte_slice(&cow), expected);
         assert_eq!(byte_slice(&&cow), expected);
+        // Borrowed, not copied.
+        assert_eq!(byte_slice(&&vec).map(<[u8]>::as_ptr), Some(vec.as_ptr()));
+        assert_eq!(byte_slice(&slice).map(<[u8]>::as_ptr), Some(slice.as_ptr()));
     }
 
     #[test]
