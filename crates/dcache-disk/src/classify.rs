@@ -7,6 +7,7 @@
 //! `i64` are integers, and floats are floats. Newtype structs are looked through.
 
 use serde::ser::{self, Impossible, Serialize};
+use std::any::TypeId;
 use std::fmt;
 
 use crate::known;
@@ -273,6 +274,36 @@ impl ser::Serializer for Classifier {
     fn serialize_tuple(self, len: usize) -> Result<ByteSeq, NotPrimitive> {
         self.serialize_seq(Some(len))
     }
+    /// `[T]`, `Vec<T>`, `VecDeque<T>` and serde's other collections come here with their
+    /// element type: a collection of `u8` is bytes, collected in one pass (and an empty one
+    /// is `b''`), whatever wraps it (`#[serde(transparent)]`, a hand-written `Serialize`).
+    fn collect_seq<I>(self, iter: I) -> Result<Primitive, NotPrimitive>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+    {
+        let item = typeid::of::<I::Item>();
+        if item == TypeId::of::<u8>() || item == TypeId::of::<&'static u8>() {
+            // `as_u8` is `Some` for a `u8` (serde's own `Serialize`): the default is never
+            // used, and the loop has no exit, so it compiles to a plain copy.
+            let bytes = iter
+                .into_iter()
+                .map(|b| as_u8(&b).unwrap_or_default())
+                .collect();
+            return Ok(Primitive::Blob(bytes));
+        }
+        // serde's default `collect_seq`.
+        let iter = iter.into_iter();
+        let hint = match iter.size_hint() {
+            (lo, Some(hi)) if lo == hi => Some(lo),
+            _ => None,
+        };
+        let mut seq = self.serialize_seq(hint)?;
+        for element in iter {
+            ser::SerializeSeq::serialize_element(&mut seq, &element)?;
+        }
+        ser::SerializeSeq::end(seq)
+    }
     fn serialize_tuple_struct(
         self,
         _name: &'static str,
@@ -357,6 +388,37 @@ mod tests {
             classify(&Vec::<String>::new()),
             Some(Primitive::Blob(vec![]))
         );
+    }
+
+    #[derive(serde::Serialize)]
+    #[serde(transparent)]
+    struct Transparent(Vec<u8>);
+
+    #[test]
+    fn values_tell_empty_bytes_from_empty_lists_by_element_type() {
+        let blob = |v: Vec<u8>| ValueClass::Primitive(Primitive::Blob(v));
+        let is = |class: ValueClass<'_>, expected: ValueClass<'_>| match (class, expected) {
+            (ValueClass::Bytes(a), ValueClass::Bytes(b)) => assert_eq!(a, b),
+            (ValueClass::Primitive(a), ValueClass::Primitive(b)) => assert_eq!(a, b),
+            (ValueClass::Structured, ValueClass::Structured) => {}
+            _ => panic!("wrong class"),
+        };
+        is(classify_value(&Vec::<u8>::new()), ValueClass::Bytes(b""));
+        is(classify_value(&b""[..]), ValueClass::Bytes(b""));
+        is(classify_value(&vec![1u8]), ValueClass::Bytes(b"\x01"));
+        // Collections of `u8` that are not recognized by type: bytes, by their element type.
+        let deque = std::collections::VecDeque::<u8>::new();
+        is(classify_value(&deque), blob(vec![]));
+        is(classify_value(&Transparent(vec![])), blob(vec![]));
+        is(classify_value(&Transparent(vec![1, 2])), blob(vec![1, 2]));
+        // Empty collections of anything else are lists (python `[]`).
+        is(
+            classify_value(&Vec::<String>::new()),
+            ValueClass::Structured,
+        );
+        is(classify_value(&Vec::<u16>::new()), ValueClass::Structured);
+        is(classify_value(&[0u8; 0]), ValueClass::Structured);
+        is(classify_value(&vec!["a"]), ValueClass::Structured);
     }
 
     #[test]
