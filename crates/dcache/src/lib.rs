@@ -55,6 +55,10 @@
 //! `bytes`, `int` and `float`; everything else (tuples, structs, maps, `Option`, `bool`) is
 //! pickled, so python reads it as tuples, dicts and `None`. See `docs/compatibility.md`.
 //!
+//! Byte values move whole, at the speed of a file read or write: `Vec<u8>`, `&[u8]`,
+//! `Box<[u8]>` and `Cow<[u8]>` are recognized by their type, and `bytes::Bytes` (with its
+//! `serde` feature) and `serde_bytes` types use serde's byte calls; no feature is needed.
+//!
 //! # Crate features
 //!
 //! - `redis`: the Redis (and Valkey) backend, [`RedisStore`] (module `redis`, the
