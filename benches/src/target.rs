@@ -158,7 +158,7 @@ impl DcacheCache {
     ///
     /// # Errors
     ///
-    /// [`dcache::Error`] from opening.
+    /// [`dcache::cache::Error`] from opening.
     pub fn open(dir: &Path, policy: Policy) -> Result<Box<dyn Target>> {
         let policy = match policy {
             Policy::LeastRecentlyStored => EvictionPolicy::LeastRecentlyStored,
@@ -188,7 +188,7 @@ impl Target for DcacheCache {
                 for (k, v) in &batch {
                     c.set(k.as_str(), v.as_slice())?;
                 }
-                Ok::<_, dcache::Error>(())
+                Ok::<_, dcache::cache::Error>(())
             })?;
         }
     }

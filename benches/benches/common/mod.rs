@@ -30,7 +30,7 @@ pub(crate) fn cache_with(keys: usize, policy: EvictionPolicy) -> Fixture {
                     benches::data::value_100(i).as_slice(),
                 )?;
             }
-            Ok::<_, dcache::Error>(())
+            Ok::<_, dcache::cache::Error>(())
         })
         .expect("populated");
     Fixture { cache, _dir: dir }

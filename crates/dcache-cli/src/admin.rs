@@ -297,7 +297,7 @@ pub(crate) fn settings<D: DiskFormat>(
     let before = first.all.get(name).cloned();
     for shard in &target.shards {
         if shard.is_read_only() {
-            return Err(CliError::Cache(dcache::Error::ReadOnly {
+            return Err(CliError::Cache(dcache::cache::Error::ReadOnly {
                 path: shard.directory().to_path_buf(),
             }));
         }

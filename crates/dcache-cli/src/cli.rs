@@ -488,8 +488,9 @@ Examples:
     /// List the lock, rlock and semaphore keys with their holder and expiry
     #[command(after_help = "\
 Locks are recognized by what python-diskcache and dcache store under a lock's key: None
-(python's Lock), a \"<pid>-<thread>-<n>\" token (dcache's Lock), a ('<pid>-<thread>',
-depth) pair (RLock, both). A holder's process is reported alive or gone when it runs on
+(python's Lock), a \"<pid>-<32 hex>-<thread>-<n>\" token (dcache's Lock; earlier versions
+wrote \"<pid>-<thread>-<n>\"), an ('<owner>', depth) pair whose owner starts with the pid
+(RLock, both). A holder's process is reported alive or gone when it runs on
 this machine. Semaphores store only an integer (the free permits), so integer values are
 listed with --semaphores.
 

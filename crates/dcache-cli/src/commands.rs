@@ -210,7 +210,7 @@ fn run_command<D: DiskFormat>(cli: &Cli, disk: &D) -> Result<Outcome, CliError> 
             let access = if *fix { Access::Write } else { Access::Read };
             let target = open(dir, access)?;
             if *fix && let Some(shard) = target.shards.iter().find(|s| s.is_read_only()) {
-                return Err(CliError::Cache(dcache::Error::ReadOnly {
+                return Err(CliError::Cache(dcache::cache::Error::ReadOnly {
                     path: shard.directory().to_path_buf(),
                 }));
             }
@@ -246,17 +246,7 @@ fn run_command<D: DiskFormat>(cli: &Cli, disk: &D) -> Result<Outcome, CliError> 
         } => {
             let value = match value {
                 Some(v) if !value_type.stdin => typed_value(v, *value_type)?,
-                _ => {
-                    let mut bytes = Vec::new();
-                    std::io::stdin()
-                        .lock()
-                        .read_to_end(&mut bytes)
-                        .map_err(|e| CliError::Io {
-                            what: "reading standard input",
-                            source: e,
-                        })?;
-                    Value::Bytes(bytes)
-                }
+                _ => Value::Bytes(read_stdin()?),
             };
             let mut opts = PushOptions::new().side(if *front { Side::Front } else { Side::Back });
             opts.set = SetOptions::new()
@@ -999,17 +989,7 @@ fn set<D: DiskFormat>(
             cache.set_reader(key, reader, opts)?;
             true
         }
-        (None, true) => {
-            let mut bytes = Vec::new();
-            std::io::stdin()
-                .lock()
-                .read_to_end(&mut bytes)
-                .map_err(|e| CliError::Io {
-                    what: "reading standard input",
-                    source: e,
-                })?;
-            cache.add_with(key, Value::Bytes(bytes), opts)?
-        }
+        (None, true) => cache.add_with(key, Value::Bytes(read_stdin()?), opts)?,
     };
     if json {
         print_json(&serde_json::json!({"key": jsonvalue::to_json(key), "stored": stored}))?;
@@ -1041,7 +1021,7 @@ fn bulk<D: DiskFormat>(
     when: When,
     label: &str,
     known_total: bool,
-    op: impl Fn(&Cache<D>) -> dcache::Result<u64>,
+    op: impl Fn(&Cache<D>) -> dcache::cache::Result<u64>,
 ) -> Result<u64, CliError> {
     let before = total_len(&target.shards).unwrap_or(0);
     let shards = target.shards.clone();
@@ -1288,6 +1268,19 @@ fn vacuum<D: DiskFormat>(target: &Target<D>, when: When, json: bool) -> Result<O
         ),
         &serde_json::json!({"volume_before": before, "volume_after": after}),
     )
+}
+
+/// All of standard input, as the bytes of a value.
+fn read_stdin() -> Result<Vec<u8>, CliError> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut bytes)
+        .map_err(|e| CliError::Io {
+            what: "reading standard input",
+            source: e,
+        })?;
+    Ok(bytes)
 }
 
 #[cfg(test)]

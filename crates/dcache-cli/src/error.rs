@@ -14,7 +14,7 @@ pub(crate) enum CliError {
         why: String,
     },
     /// The cache reported an error.
-    Cache(dcache::Error),
+    Cache(dcache::cache::Error),
     /// The FanoutCache reported an error of its own (shard layout, …).
     Fanout(dcache::fanout::Error),
     /// An argument cannot be used (a key that is not an integer, …).
@@ -47,7 +47,7 @@ impl CliError {
     }
 
     /// The cache error at the root, if any.
-    fn cache_error(&self) -> Option<&dcache::Error> {
+    fn cache_error(&self) -> Option<&dcache::cache::Error> {
         match self {
             CliError::Cache(e) | CliError::Fanout(dcache::fanout::Error::Cache(e)) => Some(e),
             CliError::Context { source, .. } => source.cache_error(),
@@ -61,13 +61,13 @@ impl CliError {
         match self {
             CliError::Cache(e) => matches!(
                 e,
-                dcache::Error::Sqlite { .. }
-                    | dcache::Error::NotADatabase { .. }
-                    | dcache::Error::ForeignDatabase { .. }
-                    | dcache::Error::IncompatibleSchema { .. }
-                    | dcache::Error::ReadOnly { .. }
-                    | dcache::Error::Io { .. }
-                    | dcache::Error::Disk(
+                dcache::cache::Error::Sqlite { .. }
+                    | dcache::cache::Error::NotADatabase { .. }
+                    | dcache::cache::Error::ForeignDatabase { .. }
+                    | dcache::cache::Error::IncompatibleSchema { .. }
+                    | dcache::cache::Error::ReadOnly { .. }
+                    | dcache::cache::Error::Io { .. }
+                    | dcache::cache::Error::Disk(
                         Disk::MissingFile { .. }
                             | Disk::SizeMismatch { .. }
                             | Disk::UnsafePath { .. }
@@ -89,21 +89,21 @@ impl CliError {
     pub(crate) fn hint(&self) -> Option<String> {
         use dcache::disk::Error as Disk;
         match self.cache_error()? {
-            dcache::Error::Timeout { .. } => Some(
+            dcache::cache::Error::Timeout { .. } => Some(
                 "another thread or process holds the cache's write lock; try again, or wait \
                  longer with --timeout SECS"
                     .to_owned(),
             ),
-            dcache::Error::ReadOnly { path } => Some(format!(
+            dcache::cache::Error::ReadOnly { path } => Some(format!(
                 "this command writes: run it as a user who can write {} and its cache.db",
                 path.display()
             )),
-            dcache::Error::Disk(Disk::Decode { .. } | Disk::UnknownMode { .. }) => Some(
+            dcache::cache::Error::Disk(Disk::Decode { .. } | Disk::UnknownMode { .. }) => Some(
                 "if python wrote this cache with JSONDisk, pass --disk json; otherwise the entry \
                  is damaged: `dcache delete DIR KEY` removes it"
                     .to_owned(),
             ),
-            dcache::Error::Disk(
+            dcache::cache::Error::Disk(
                 Disk::MissingFile { .. }
                 | Disk::SizeMismatch { .. }
                 | Disk::NotAValueFile { .. }
@@ -114,7 +114,7 @@ impl CliError {
                  removes the entries that lost their files"
                     .to_owned(),
             ),
-            dcache::Error::Disk(Disk::TooLarge { .. }) => Some(
+            dcache::cache::Error::Disk(Disk::TooLarge { .. }) => Some(
                 "the value is larger than what is read into memory at once: `dcache get DIR KEY \
                  > FILE` streams a bytes value to a file"
                     .to_owned(),
@@ -141,8 +141,8 @@ impl fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
-impl From<dcache::Error> for CliError {
-    fn from(e: dcache::Error) -> Self {
+impl From<dcache::cache::Error> for CliError {
+    fn from(e: dcache::cache::Error) -> Self {
         CliError::Cache(e)
     }
 }
@@ -158,6 +158,6 @@ impl From<dcache::fanout::Error> for CliError {
 
 impl From<dcache::disk::Error> for CliError {
     fn from(e: dcache::disk::Error) -> Self {
-        CliError::Cache(dcache::Error::Disk(e))
+        CliError::Cache(dcache::cache::Error::Disk(e))
     }
 }

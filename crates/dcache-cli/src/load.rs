@@ -114,7 +114,7 @@ fn flush<D: DiskFormat>(target: &Target<D>, batch: &mut Vec<Pending>) -> Result<
                 for p in &mine {
                     c.set_with(&p.key, &p.value, p.opts.clone())?;
                 }
-                Ok::<(), dcache::Error>(())
+                Ok::<(), dcache::cache::Error>(())
             })
             .map_err(|e| {
                 CliError::from(e).context(format!(

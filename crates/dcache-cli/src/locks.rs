@@ -2,8 +2,9 @@
 //! process left).
 //!
 //! A lock is only a key; it is recognized by what the lock recipes store under it:
-//! python's `Lock` stores `None`; dcache's `Lock` a token `"<pid>-<thread>-<n>"`; python's and
-//! dcache's `RLock` `('<pid>-<thread>', depth)`; a `BoundedSemaphore` an integer, the free
+//! python's `Lock` stores `None`; dcache's `Lock` a token `"<owner id>-<n>"`; python's and
+//! dcache's `RLock` `('<owner id>', depth)`, the owner id being `<pid>-<thread>` (python's) or
+//! `<pid>-<32 hex digits>-<thread>` (dcache's); a `BoundedSemaphore` an integer, the free
 //! permits (listed only when asked, as any counter is an integer too).
 
 use std::io::{IsTerminal, Write};
@@ -30,7 +31,8 @@ pub(crate) enum LockKind {
         /// The whole token.
         token: String,
     },
-    /// An `RLock`: owner `"<pid>-<thread>"` and depth (0: free).
+    /// An `RLock`: owner `"<pid>-<thread>"` (python) or `"<pid>-<nonce>-<thread>"` (dcache)
+    /// and depth (0: free).
     RLock {
         /// The owner's process id.
         pid: Option<u32>,
@@ -53,10 +55,18 @@ impl LockKind {
             Value::None => Some(LockKind::PythonLock),
             Value::Str(token) => {
                 let parts: Vec<&str> = token.split('-').collect();
-                let numeric = parts.len() == 3
-                    && parts
-                        .iter()
-                        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+                let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+                // "<pid>-<thread>-<n>" (dcache before owner ids were unique across machines)
+                // or "<pid>-<32 hex digits>-<thread>-<n>" (`dcache::sync::owner_id` + counter).
+                let numeric = match parts.as_slice() {
+                    [_, _, _] => parts.iter().all(|p| digits(p)),
+                    [pid, nonce, thread, n] => {
+                        [pid, thread, n].iter().all(|p| digits(p))
+                            && nonce.len() == 32
+                            && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+                    }
+                    _ => false,
+                };
                 let pid = parts.first().and_then(|p| p.parse().ok());
                 match (numeric, pid) {
                     (true, Some(pid)) => Some(LockKind::Lock {
@@ -169,6 +179,12 @@ fn classify<D: DiskFormat>(
         return None;
     }
     let key = entry.key.as_ref().ok()?.clone();
+    // A lock's fencing counter `(key, "dcache-fence")` is an integer, not a semaphore.
+    if let Value::Tuple(parts) = &key
+        && matches!(parts.as_slice(), [_, Value::Str(s)] if s == dcache::sync::FENCE_SUFFIX)
+    {
+        return None;
+    }
     let value = cache.decode_value(entry).ok()?;
     let kind = LockKind::of(&value, semaphores)?;
     Some(Found {
@@ -338,7 +354,14 @@ mod tests {
             LockKind::of(&Value::from("123-4-5"), false),
             Some(LockKind::Lock { pid: 123, .. })
         ));
+        // Today's tokens: the owner id (unique across machines) and a counter.
+        let token = format!("{}-0", dcache::sync::owner_id());
+        assert!(matches!(
+            LockKind::of(&Value::from(token.as_str()), false),
+            Some(LockKind::Lock { pid, .. }) if pid == std::process::id()
+        ));
         assert_eq!(LockKind::of(&Value::from("hello-world-x"), false), None);
+        assert_eq!(LockKind::of(&Value::from("1-nothex-2-3"), false), None);
         assert!(matches!(
             LockKind::of(
                 &Value::Tuple(vec![Value::from("77-140000"), Value::Int(2)]),

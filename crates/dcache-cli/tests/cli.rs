@@ -695,7 +695,7 @@ fn a_closed_pipe_ends_a_listing_quietly() -> TestResult {
         for n in 0..20_000 {
             c.set(n, n)?;
         }
-        Ok::<_, dcache::Error>(())
+        Ok::<_, dcache::cache::Error>(())
     })?;
     let mut child = dcache()
         .args(["keys", arg(dir.path())])
@@ -745,9 +745,13 @@ fn a_write_lock_held_elsewhere_times_out_with_advice() -> TestResult {
     let holder = std::thread::spawn(move || {
         cache.transact(|c| {
             c.set("held", 1)?;
-            locked_tx.send(()).map_err(|_| dcache::Error::KeyNotFound)?;
-            release_rx.recv().map_err(|_| dcache::Error::KeyNotFound)?;
-            Ok::<_, dcache::Error>(())
+            locked_tx
+                .send(())
+                .map_err(|_| dcache::cache::Error::KeyNotFound)?;
+            release_rx
+                .recv()
+                .map_err(|_| dcache::cache::Error::KeyNotFound)?;
+            Ok::<_, dcache::cache::Error>(())
         })
     });
     locked_rx.recv()?;

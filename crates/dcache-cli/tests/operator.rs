@@ -478,6 +478,24 @@ print('ok')
 }
 
 #[test]
+fn locks_lists_a_dcache_lock_and_not_its_fencing_counter() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let cache = dcache::Cache::open(dir.path())?;
+    let token = dcache::Lock::new(cache, "rust-lock").acquire()?.forget();
+    let listed = run(&["locks", arg(dir.path()), "--semaphores", "--json"]).json_lines();
+    assert_eq!(
+        listed.len(),
+        1,
+        "the fencing counter is no semaphore: {listed:?}"
+    );
+    assert_eq!(listed[0]["key"], "rust-lock");
+    assert_eq!(listed[0]["type"], "lock");
+    assert_eq!(listed[0]["pid"], std::process::id());
+    assert!(token.starts_with(&format!("{}-", std::process::id())));
+    Ok(())
+}
+
+#[test]
 fn queues_push_pull_and_peek_like_python() -> TestResult {
     let py = require_python!();
     let dir = tempfile::tempdir()?;

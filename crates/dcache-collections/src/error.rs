@@ -40,6 +40,16 @@ pub enum Error {
     Cache(dcache_core::Error),
 }
 
+impl Error {
+    /// True when the operation gave up waiting (the cache's write lock stayed taken past its
+    /// timeout) and may succeed if tried again: the same meaning as every dcache error's
+    /// `is_timeout`.
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Cache(e) if e.is_timeout())
+    }
+}
+
 /// What indexes a deque of `len` elements accepts, for [`Error::IndexOutOfRange`].
 fn valid_indexes(len: u64) -> String {
     if len == 0 {

@@ -318,7 +318,7 @@ impl<D: DiskFormat> CacheBuilder<D> {
     /// delete, pop, clear, expire, evict, cull and reset can still run (default
     /// [`DEFAULT_DISK_RESERVE`], 1 MiB; 0 keeps none). Without it, SQLite has no room to record
     /// a delete on a full disk and only removing files by hand frees it. See
-    /// `docs/reliability.md`.
+    /// [docs/reliability.md](https://github.com/dcache-rs/dcache/blob/main/docs/reliability.md).
     pub fn disk_reserve(mut self, bytes: u64) -> Self {
         self.disk_reserve = bytes;
         self

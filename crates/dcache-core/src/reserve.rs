@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub(crate) const RESERVE_NAME: &str = "cache.db-reserve";
 
 /// Bytes kept in reserve per database unless the builder says otherwise: room for SQLite to
-/// delete and checkpoint on a full disk (see `docs/reliability.md` for how it was sized).
+/// delete and checkpoint on a full disk (see [docs/reliability.md](https://github.com/dcache-rs/dcache/blob/main/docs/reliability.md) for how it was sized).
 pub const DEFAULT_DISK_RESERVE: u64 = 1 << 20;
 
 /// One database's reserve file.

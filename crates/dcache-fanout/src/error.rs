@@ -111,9 +111,15 @@ pub enum Error {
 }
 
 impl Error {
-    /// True for a shard's [`dcache_core::Error::Timeout`].
+    /// True when a shard (or a sub-collection's cache) gave up waiting for its write lock and
+    /// the operation may succeed if tried again: the same meaning as every dcache error's
+    /// `is_timeout`.
     #[must_use]
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Cache(e) if e.is_timeout())
+        match self {
+            Error::Cache(e) => e.is_timeout(),
+            Error::Collection(e) => e.is_timeout(),
+            _ => false,
+        }
     }
 }

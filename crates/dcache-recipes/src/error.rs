@@ -48,6 +48,20 @@ pub enum Error {
     Store(#[from] dcache_core::Error),
 }
 
+impl Error {
+    /// True when the operation gave up waiting (a store's write lock, or a lock or semaphore
+    /// acquired with a timeout) and may succeed if tried again: the same meaning as every
+    /// dcache error's `is_timeout`.
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Error::Sync(e) => e.is_timeout(),
+            Error::Store(e) => e.is_timeout(),
+            _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,7 +51,9 @@
 //!   (see `dcache_sync::Lock`).
 //! - Replication is asynchronous: after a failover a replica may not have the last writes
 //!   (the same hazard as a restart without persistence).
-//! - Every operation waits at most the connect timeout and the response timeout; a failure
+//! - A connection attempt waits at most the connect timeout, each reply at most the response
+//!   timeout (an operation makes one to three round trips per attempt, and is re-run once when the
+//!   connection it took from the pool turns out closed before any reply); a failure
 //!   is [`Error::Backend`](dcache_core::Error::Backend) with its
 //!   [`BackendErrorKind`](dcache_core::BackendErrorKind): `Unreachable`, `Timeout`,
 //!   `ConnectionLost`, `Server` or `Other`. A waiting `acquire` returns that error; it does not

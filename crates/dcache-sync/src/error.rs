@@ -76,10 +76,16 @@ pub enum Error {
 }
 
 impl Error {
-    /// True for [`Error::Timeout`].
+    /// True when the operation gave up waiting and may succeed if tried again: an
+    /// `acquire_timeout` that ran out ([`Error::Timeout`]), or the store's own write lock that
+    /// stayed taken past its timeout. The same meaning as every dcache error's `is_timeout`.
     #[must_use]
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout { .. })
+        match self {
+            Error::Timeout { .. } => true,
+            Error::Store(e) => e.is_timeout(),
+            _ => false,
+        }
     }
 
     /// True when the store's own write lock timed out (the store was busy): such an attempt

@@ -104,10 +104,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("hits = {}", cache.decr("hits", 3)?);
 
     step("Transactions: all or nothing, readers never blocked");
-    let result: Result<(), dcache::Error> = cache.transact(|c| {
+    let result: Result<(), dcache::cache::Error> = cache.transact(|c| {
         c.set("a", 1)?;
         c.set("b", 2)?;
-        Err(dcache::Error::KeyNotFound) // abort
+        Err(dcache::cache::Error::KeyNotFound) // abort
     });
     println!(
         "aborted transaction: {:?}; a = {:?}",
@@ -210,7 +210,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let slow_square = cache.memoize("slow_square");
     for _ in 0..2 {
         let t = Instant::now();
-        let v: u64 = slow_square.call(&(12u64,), || -> dcache::Result<u64> {
+        let v: u64 = slow_square.call(&(12u64,), || -> dcache::cache::Result<u64> {
             std::thread::sleep(Duration::from_millis(50));
             Ok(144)
         })?;

@@ -48,12 +48,40 @@
 //!   they expire), shared by threads and processes through any [`Storage`]; their error
 //!   type, [`recipes::Error`].
 //!
+//! # Errors
+//!
+//! Each layer reports its own error type ([`cache::Error`] for a [`Cache`], and so on), each
+//! with an `is_timeout` that means the same everywhere: the operation gave up waiting and may
+//! succeed if tried again. [`Error`] gathers them all for a program that uses several types
+//! and wants one error to pass up with `?`; [`Error::cache_error`] finds the cache error at
+//! the bottom of any of them.
+//!
 //! # Keys and values
 //!
 //! Keys and values are any `serde` type. Strings, byte strings (`&[u8]`, `Vec<u8>`,
 //! `[u8; N]`), integers and floats are stored natively, exactly as python stores `str`,
 //! `bytes`, `int` and `float`; everything else (tuples, structs, maps, `Option`, `bool`) is
-//! pickled, so python reads it as tuples, dicts and `None`. See `docs/compatibility.md`.
+//! pickled, so python reads it as tuples, dicts and `None`. See
+//! [docs/compatibility.md](https://github.com/dcache-rs/dcache/blob/main/docs/compatibility.md).
+//!
+//! # Where a cache may live
+//!
+//! A cache directory must be on a **local file system of one host**. SQLite's WAL mode shares
+//! the `-shm` file as shared memory between the processes of one machine; on NFS or another
+//! network file system it corrupts the database (python-diskcache has the same limit). For
+//! processes on several machines, put the locks, semaphores, throttles and memoization on the
+//! Redis backend (feature `redis`), which the same generic code runs on. Keep tmp cleaners
+//! (`systemd-tmpfiles`, `tmpreaper`) away from live caches: a deleted `cache.db-shm` stops
+//! writes with [`Error::FileReplaced`] ([docs/reliability.md](https://github.com/dcache-rs/dcache/blob/main/docs/reliability.md)).
+//!
+//! # Platforms
+//!
+//! Linux is what the test suites run on (`x86_64`; python-diskcache 5.6.3 interop, crash,
+//! concurrency and hostile-directory suites). Other Unix systems (macOS, the BSDs) use the same
+//! code paths (`openat`-style value files, `fcntl` locks through SQLite) but are not tested
+//! here. Elsewhere (Windows) value files fall back to path-based checks, with a window between
+//! the check for links and the use, and there is no fork handling (there is no `fork`); it
+//! compiles in principle but is untested.
 //!
 //! Byte values move whole, at the speed of a file read or write: `Vec<u8>`, `&[u8]`,
 //! `Box<[u8]>` and `Cow<[u8]>` are recognized by their type, and `bytes::Bytes` (with its
@@ -61,9 +89,13 @@
 //!
 //! # Crate features
 //!
-//! - `redis`: the Redis (and Valkey) backend, [`RedisStore`] (module `redis`, the
+//! - `redis`: the Redis (and Valkey) backend, `RedisStore` (module `redis`, the
 //!   `dcache-redis` crate): the locks and recipes shared by processes on several machines
-//!   through one server. See `docs/backends.md`.
+//!   through one server. See [docs/backends.md](https://github.com/dcache-rs/dcache/blob/main/docs/backends.md).
+
+mod error;
+
+pub use error::{Error, Result};
 
 pub use dcache_collections as collections;
 pub use dcache_core as cache;
@@ -79,9 +111,9 @@ pub use dcache_sync as sync;
 
 pub use dcache_collections::{Deque, Index};
 pub use dcache_core::{
-    BackendErrorKind, Cache, CacheBuilder, Clock, Durability, Entry, Error, EvictionPolicy,
-    ManualClock, Memoized, PushOptions, QueueKey, Result, SetOptions, Settings, Side, Stats,
-    Storage, SystemClock, Tag, Update, ValueReader, Warning,
+    BackendErrorKind, Cache, CacheBuilder, Clock, Durability, Entry, EvictionPolicy, ManualClock,
+    Memoized, PushOptions, QueueKey, SetOptions, Settings, Side, Stats, Storage, SystemClock, Tag,
+    Update, ValueReader, Warning,
 };
 pub use dcache_disk::{Disk, DiskFormat, JsonDisk, MsgpackDisk, Value};
 pub use dcache_fanout::{FanoutCache, FanoutCacheBuilder};

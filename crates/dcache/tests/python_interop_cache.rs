@@ -28,7 +28,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 /// A handle on `dir` whose clock is `ago` in the past, to write entries that are already
 /// expired in real time.
-fn past_handle(dir: &Path, ago: Duration) -> dcache::Result<Cache> {
+fn past_handle(dir: &Path, ago: Duration) -> dcache::cache::Result<Cache> {
     Cache::builder()
         .clock(Arc::new(ManualClock::new(SystemTime::now() - ago)))
         .open(dir)
@@ -273,7 +273,7 @@ fn nan_keys_are_refused_and_python_nan_rows_are_harmless() -> TestResult {
     let err = cache
         .set_with("k", 1, SetOptions::new().tag(f64::NAN))
         .expect_err("a NaN tag must be refused");
-    assert!(matches!(err, dcache::Error::NanTag), "{err}");
+    assert!(matches!(err, dcache::cache::Error::NanTag), "{err}");
     assert_eq!(cache.len()?, 0);
 
     // Python binds NaN as NULL: each set adds a row that no lookup finds.
@@ -732,7 +732,7 @@ struct Damage {
 
 /// The same entries as `populate_damage` in cache.py: f0..f5 in files of 40 000 + i bytes,
 /// i0..i2 inline.
-fn populate_damage(cache: &Cache) -> dcache::Result<()> {
+fn populate_damage(cache: &Cache) -> dcache::cache::Result<()> {
     for i in 0..6u8 {
         cache.set(format!("f{i}"), vec![i; 40_000 + usize::from(i)])?;
     }
@@ -983,7 +983,10 @@ fn incr_counts_integers_where_python_also_adds_to_floats() -> TestResult {
     let err = cache
         .incr("float", 1)
         .expect_err("a float is not a counter");
-    assert!(matches!(err, dcache::Error::NotAnInteger { .. }), "{err}");
+    assert!(
+        matches!(err, dcache::cache::Error::NotAnInteger { .. }),
+        "{err}"
+    );
     assert_eq!(cache.get::<f64>("float")?, Some(2.5), "left as it was");
     Ok(())
 }
@@ -998,7 +1001,7 @@ fn pulled(entry: Option<(QueueKey, dcache::Entry<Value>)>) -> Json {
     }
 }
 
-fn drain(cache: &Cache, prefix: Option<&str>, side: Side) -> dcache::Result<Vec<Json>> {
+fn drain(cache: &Cache, prefix: Option<&str>, side: Side) -> dcache::cache::Result<Vec<Json>> {
     let mut out = Vec::new();
     while let Some(entry) = cache.pull::<Value>(prefix, side)? {
         out.push(pulled(Some(entry)));

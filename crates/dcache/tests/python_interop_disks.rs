@@ -46,7 +46,7 @@ fn json_cases() -> Json {
 }
 
 /// Writes the cases, each key as the Rust type that spells it.
-fn write_cases(cache: &Cache<JsonDisk>) -> dcache::Result<()> {
+fn write_cases(cache: &Cache<JsonDisk>) -> dcache::cache::Result<()> {
     let cases = json_cases();
     let value = |i: usize| &cases[i][1];
     cache.set("str", value(0))?;
@@ -77,7 +77,7 @@ fn case_values() -> Vec<Json> {
 }
 
 /// The same cases, read (not written) by their Rust keys.
-fn read_cases(cache: &Cache<JsonDisk>) -> dcache::Result<Vec<Option<Json>>> {
+fn read_cases(cache: &Cache<JsonDisk>) -> dcache::cache::Result<Vec<Option<Json>>> {
     Ok(vec![
         cache.get("str")?,
         cache.get(42)?,

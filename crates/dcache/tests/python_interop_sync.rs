@@ -12,7 +12,7 @@ use dcache::{Averager, BoundedSemaphore, Cache, EvictionPolicy, Lock, RLock, Sto
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
-fn open(dir: &std::path::Path) -> dcache::Result<Cache> {
+fn open(dir: &std::path::Path) -> dcache::cache::Result<Cache> {
     Cache::builder()
         .eviction_policy(EvictionPolicy::None)
         .open(dir)

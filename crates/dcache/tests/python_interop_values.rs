@@ -10,8 +10,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use common::path_str;
 use common::tagged::{t, tag};
+use dcache::cache::Error;
 use dcache::disk::{BigInt, Error as DiskError};
-use dcache::{Cache, Error, Value};
+use dcache::{Cache, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
@@ -376,7 +377,7 @@ fn memoized_results_use_different_keys_on_each_side() -> TestResult {
     let dir = tempfile::tempdir()?;
     let cache = Cache::open(dir.path())?;
     let square = cache.memoize("square");
-    let v: i64 = square.call(&(12,), || -> dcache::Result<i64> { Ok(144) })?;
+    let v: i64 = square.call(&(12,), || -> dcache::cache::Result<i64> { Ok(144) })?;
     assert_eq!(v, 144);
 
     let out = py.call(SCRIPT, "memoize", &json!({ "dir": path_str(dir.path()) }));

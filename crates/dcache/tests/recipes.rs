@@ -171,16 +171,16 @@ fn spawn_children(test_name: &str, n: usize, var: &str, value: &str) -> TestResu
 /// Which child this is (0, 1, ...), set by `spawn_children`.
 const CHILD_INDEX: &str = "DCACHE_TEST_RECIPES_CHILD";
 
-fn counter<S: Storage>(store: &S, key: &str) -> dcache::Result<i64> {
+fn counter<S: Storage>(store: &S, key: &str) -> dcache::cache::Result<i64> {
     Ok(store.get_entry::<i64>(key)?.map_or(0, |e| e.value))
 }
 
-fn bump<S: Storage>(store: &S, key: &str) -> dcache::Result<i64> {
+fn bump<S: Storage>(store: &S, key: &str) -> dcache::cache::Result<i64> {
     store.incr(key, 1, Some(0), SetOptions::new())
 }
 
 /// Polls `done` until it holds; fails after a minute (a stuck peer).
-fn wait_until(what: &str, mut done: impl FnMut() -> dcache::Result<bool>) -> TestResult {
+fn wait_until(what: &str, mut done: impl FnMut() -> dcache::cache::Result<bool>) -> TestResult {
     let started = Instant::now();
     while !done()? {
         if started.elapsed() > Duration::from_secs(60) {
@@ -318,7 +318,7 @@ impl HighWater {
 }
 
 /// A plain read-modify-write of a counter: loses updates unless serialized.
-fn increment<S: Storage>(store: &S, key: &str) -> dcache::Result<()> {
+fn increment<S: Storage>(store: &S, key: &str) -> dcache::cache::Result<()> {
     let n = counter(store, key)?;
     store.set(key, &(n + 1), SetOptions::new())
 }
@@ -427,7 +427,7 @@ fn stampede_cold_key_ten_threads_compute_once<F: Fixture>() -> TestResult {
 }
 
 /// Stores `("old", 1 s)` for the key `(7,)` of `memo`, expiring 100 s after `base_time()`.
-fn seed_old<S: Storage>(store: &S, memo: &MemoizeStampede<S>) -> dcache::Result<()> {
+fn seed_old<S: Storage>(store: &S, memo: &MemoizeStampede<S>) -> dcache::cache::Result<()> {
     store.set(
         &memo.key(&(7,)),
         &("old", 1.0),

@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use dcache::cache::Error;
 use dcache::sync::Error as SyncError;
-use dcache::{BackendErrorKind, Error, Lock, SetOptions, Storage};
+use dcache::{BackendErrorKind, Lock, SetOptions, Storage};
 use dcache_redis::RedisStore;
 
 type TestResult = Result<(), BoxError>;

@@ -285,11 +285,25 @@ fn child() -> Result<Option<(String, RedisStore, PathBuf)>, BoxError> {
     let Ok(role) = std::env::var(ROLE) else {
         return Ok(None);
     };
-    let store = RedisStore::builder(&std::env::var(URL)?)
-        .prefix(std::env::var(PREFIX)?)
-        .connect_timeout(Duration::from_millis(500))
-        .response_timeout(Duration::from_millis(500))
-        .open()?;
+    let url = std::env::var(URL)?;
+    let prefix = std::env::var(PREFIX)?;
+    // A fresh link on a loaded machine may take a moment to carry the first connection.
+    let started = Instant::now();
+    let store = loop {
+        let opened = RedisStore::builder(&url)
+            .prefix(&prefix)
+            .connect_timeout(Duration::from_millis(500))
+            .response_timeout(Duration::from_millis(500))
+            .open();
+        match opened {
+            Ok(store) => break store,
+            Err(e) if started.elapsed() > Duration::from_secs(20) => return Err(e.into()),
+            Err(e) => {
+                eprintln!("host: connecting to {url} failed, retrying: {e}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    };
     Ok(Some((role, store, PathBuf::from(std::env::var(SIGNALS)?))))
 }
 
@@ -312,7 +326,7 @@ fn signal(dir: &Path, name: &str, content: &str) -> TestResult {
     Ok(())
 }
 
-fn counter<S: Storage>(store: &S, key: &str) -> dcache::Result<i64> {
+fn counter<S: Storage>(store: &S, key: &str) -> dcache::cache::Result<i64> {
     Ok(store.get_entry::<i64>(key)?.map_or(0, |e| e.value))
 }
 
@@ -492,7 +506,7 @@ fn stampede_recomputes_once_across_hosts() -> TestResult {
 const LEASE: Duration = Duration::from_millis(1500);
 
 /// A write to the fenced register: accepted only with a token at least the largest seen.
-fn fenced_write<S: Storage>(store: &S, token: u64, writer: &str) -> dcache::Result<bool> {
+fn fenced_write<S: Storage>(store: &S, token: u64, writer: &str) -> dcache::cache::Result<bool> {
     store.update::<(u64, String), _, _>("register", SetOptions::new(), |cur| match cur {
         Some((max, _)) if token < max => (Update::Keep, false),
         _ => (Update::Set((token, writer.to_owned())), true),
@@ -516,8 +530,10 @@ fn a_partitioned_holder_is_fenced_off() -> TestResult {
                 matches!(&err, dcache::sync::Error::Store(e) if e.backend_kind().is_some()),
                 "{err}"
             );
+            // At most twice the connect and response timeouts (one retry on a new
+            // connection), plus scheduling slack on a loaded machine.
             assert!(
-                started.elapsed() < Duration::from_secs(3),
+                started.elapsed() < Duration::from_secs(4),
                 "{:?}",
                 started.elapsed()
             );

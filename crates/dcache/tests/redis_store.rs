@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use dcache::cache::Error;
 use dcache::sync::Error as SyncError;
-use dcache::{BoundedSemaphore, Error, Lock, MemoizeStampede, SetOptions, Storage, Tag, Update};
+use dcache::{BoundedSemaphore, Lock, MemoizeStampede, SetOptions, Storage, Tag, Update};
 use dcache_redis::RedisStore;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -145,7 +146,7 @@ fn update_reruns_its_closure_when_the_key_changed() -> TestResult {
     assert_eq!(store.get_entry::<i64>("x")?.map(|e| e.value), Some(101));
 
     // Many writers, no lost update.
-    in_threads(8, |_| -> dcache::Result<()> {
+    in_threads(8, |_| -> dcache::cache::Result<()> {
         for _ in 0..100 {
             store.update::<i64, _, _>("y", SetOptions::new(), |cur| {
                 (Update::Set(cur.unwrap_or(0) + 1), ())
@@ -256,7 +257,7 @@ fn memoized_computes_once_and_expires() -> TestResult {
     let store = store!(dir.path());
     let square = dcache::Memoized::new(store.clone(), "square").expire(Duration::from_millis(300));
     let calls = AtomicUsize::new(0);
-    let compute = || -> dcache::Result<i64> {
+    let compute = || -> dcache::cache::Result<i64> {
         calls.fetch_add(1, Ordering::SeqCst);
         Ok(144)
     };

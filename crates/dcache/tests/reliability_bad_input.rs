@@ -7,8 +7,9 @@ mod reliability;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use dcache::cache::Error;
 use dcache::disk::{Error as DiskError, Format};
-use dcache::{Cache, Error, JsonDisk, MsgpackDisk, Warning};
+use dcache::{Cache, JsonDisk, MsgpackDisk, Warning};
 use reliability::{child_command, figure};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -24,7 +25,7 @@ fn file_of(dir: &Path, key: &str) -> Result<(String, PathBuf), Box<dyn std::erro
 }
 
 /// Writes a few entries every test checks survive the damage done to another.
-fn bystanders(cache: &Cache) -> dcache::Result<()> {
+fn bystanders(cache: &Cache) -> dcache::cache::Result<()> {
     cache.set("inline", 5)?;
     cache.set("file", vec![3u8; 100])?;
     cache.set("pickled", ("kept", 1, vec!["a".repeat(40)]))

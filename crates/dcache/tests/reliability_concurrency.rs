@@ -577,7 +577,7 @@ fn a_key_overwritten_concurrently_never_reads_as_a_miss() -> TestResult {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let (cache, stop) = (cache.clone(), stop.clone());
-        std::thread::spawn(move || -> dcache::Result<u64> {
+        std::thread::spawn(move || -> dcache::cache::Result<u64> {
             let mut writes = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 writes += 1;

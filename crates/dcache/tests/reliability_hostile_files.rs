@@ -19,8 +19,9 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use common::path_str;
+use dcache::cache::Error;
 use dcache::disk::{Error as DiskError, FileStore};
-use dcache::{Cache, Error, Value};
+use dcache::{Cache, Value};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -40,7 +41,7 @@ fn within<T: Send + 'static>(what: &str, op: impl FnOnce() -> T + Send + 'static
 }
 
 /// A cache where every byte value of 4 bytes or more goes to a value file.
-fn file_cache(dir: &Path) -> dcache::Result<Cache> {
+fn file_cache(dir: &Path) -> dcache::cache::Result<Cache> {
     Cache::builder().disk_min_file_size(4).open(dir)
 }
 
@@ -69,7 +70,7 @@ fn point_row_at(dir: &Path, key: &str, filename: &str) -> TestResult {
 }
 
 /// Whether `result` is one of the typed refusals of a hostile value file.
-fn refused<T>(result: &dcache::Result<T>) -> bool {
+fn refused<T>(result: &dcache::cache::Result<T>) -> bool {
     matches!(
         result,
         Err(Error::Disk(
@@ -405,7 +406,7 @@ fn make_fifo(dir: &Path, key: &str) -> TestResult {
     Ok(())
 }
 
-fn is_not_a_file<T>(result: &dcache::Result<T>, expected: &str) -> bool {
+fn is_not_a_file<T>(result: &dcache::cache::Result<T>, expected: &str) -> bool {
     matches!(result, Err(Error::Disk(DiskError::NotAFile { kind, .. })) if *kind == expected)
 }
 
@@ -457,7 +458,7 @@ fn a_fifo_in_place_of_a_value_file_never_blocks_any_read() -> TestResult {
     let c = cache.clone();
     let items = within(
         "items",
-        move || -> dcache::Result<Vec<dcache::Result<(Value, Value)>>> {
+        move || -> dcache::cache::Result<Vec<dcache::cache::Result<(Value, Value)>>> {
             Ok(c.items::<Value, Value>()?.take(100).collect())
         },
     )?;
@@ -571,7 +572,7 @@ fn a_sparse_terabyte_value_file_is_a_typed_error_not_an_abort() -> TestResult {
 }
 
 /// Whether `r` is the refusal of a 1 TiB value read into memory.
-fn too_large<T>(r: &dcache::Result<T>) -> bool {
+fn too_large<T>(r: &dcache::cache::Result<T>) -> bool {
     matches!(
         r,
         Err(Error::Disk(DiskError::TooLarge { size, .. })) if *size == 1 << 40

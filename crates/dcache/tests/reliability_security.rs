@@ -10,9 +10,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use dcache::cache::Error;
 use dcache::disk::Error as DiskError;
 use dcache::fanout::Error as FanoutError;
-use dcache::{Cache, Deque, Error, FanoutCache, Index, JsonDisk, ManualClock, SetOptions, Side};
+use dcache::{Cache, Deque, FanoutCache, Index, JsonDisk, ManualClock, SetOptions, Side};
 use reliability::{child_command, figure};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -139,7 +140,7 @@ fn point_row_at(cache: &Cache, key: &str, filename: &str) -> TestResult {
     Ok(())
 }
 
-fn assert_refused<T: std::fmt::Debug>(result: &dcache::Result<T>, what: &str) {
+fn assert_refused<T: std::fmt::Debug>(result: &dcache::cache::Result<T>, what: &str) {
     assert!(
         matches!(result, Err(Error::Disk(DiskError::UnsafePath { .. }))),
         "{what}: {result:?}"
@@ -180,7 +181,7 @@ fn rows_naming_files_outside_the_directory_are_refused_and_the_files_survive() -
         assert_refused(&cache.pop::<Vec<u8>>("k"), "pop");
         assert!(cache.contains("k")?, "a refused pop keeps the row");
         // Every operation that drops the row leaves the named file alone.
-        let drops: [(&str, &dyn Fn() -> dcache::Result<()>); 8] = [
+        let drops: [(&str, &dyn Fn() -> dcache::cache::Result<()>); 8] = [
             ("delete", &|| cache.delete("k").map(drop)),
             ("overwrite", &|| cache.set("k", 1)),
             ("clear", &|| cache.clear().map(drop)),

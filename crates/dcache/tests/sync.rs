@@ -134,12 +134,12 @@ impl Drop for KillOnDrop {
 }
 
 /// A plain read-modify-write of a counter in the store: loses updates unless serialized.
-fn increment<S: Storage>(store: &S, key: &str) -> dcache::Result<()> {
+fn increment<S: Storage>(store: &S, key: &str) -> dcache::cache::Result<()> {
     let n = store.get_entry::<i64>(key)?.map_or(0, |e| e.value);
     store.set(key, &(n + 1), SetOptions::new())
 }
 
-fn read_counter<S: Storage>(store: &S, key: &str) -> dcache::Result<i64> {
+fn read_counter<S: Storage>(store: &S, key: &str) -> dcache::cache::Result<i64> {
     Ok(store.get_entry::<i64>(key)?.map_or(0, |e| e.value))
 }
 
