@@ -1,6 +1,7 @@
 //! The encoder: serde `Serialize` → pickle bytes, as CPython's pickler followed by
 //! `pickletools.optimize` writes them.
 
+use std::any::TypeId;
 use std::fmt;
 
 use serde::Serialize;
@@ -931,6 +932,42 @@ impl<'a> ser::Serializer for &'a mut Pickler {
 
     fn serialize_tuple(self, len: usize) -> Result<TupleEncoder<'a>> {
         Ok(TupleEncoder::new(self, len, false))
+    }
+
+    /// A collection whose element type is `u8` (`Vec<u8>`, `&[u8]` inside a structure) is
+    /// collected in one pass instead of element by element; the output is the same as
+    /// [`SeqEncoder`]'s: `bytes`, or `[]` when empty.
+    fn collect_seq<I>(self, iter: I) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+    {
+        let item = typeid::of::<I::Item>();
+        if item == TypeId::of::<u8>() || item == TypeId::of::<&'static u8>() {
+            // `as_u8` is `Some` for a `u8` (serde's own `Serialize`): the default is never used.
+            let bytes: Vec<u8> = iter
+                .into_iter()
+                .map(|b| as_u8(&b).unwrap_or_default())
+                .collect();
+            if bytes.is_empty() {
+                self.enter()?;
+                self.out.push(op::EMPTY_LIST);
+                self.leave();
+                return Ok(());
+            }
+            return self.write_bytes(&bytes);
+        }
+        // serde's default `collect_seq`.
+        let iter = iter.into_iter();
+        let hint = match iter.size_hint() {
+            (lo, Some(hi)) if lo == hi => Some(lo),
+            _ => None,
+        };
+        let mut seq = self.serialize_seq(hint)?;
+        for element in iter {
+            ser::SerializeSeq::serialize_element(&mut seq, &element)?;
+        }
+        ser::SerializeSeq::end(seq)
     }
 
     fn serialize_tuple_struct(self, _name: &'static str, len: usize) -> Result<TupleEncoder<'a>> {
