@@ -85,8 +85,18 @@ fn large_values(c: &mut Criterion) {
     let value = value_1mib(1);
     cache.set("large", value.as_slice()).expect("set");
     let mut group = c.benchmark_group("cache_1mib");
-    group.bench_function("get_vec_u8_serde", |b| {
+    // The byte types a user may ask for: each moves the bytes whole (no per-byte serde).
+    group.bench_function("get_vec_u8", |b| {
         b.iter(|| black_box(cache.get::<Vec<u8>>("large").expect("get")));
+    });
+    group.bench_function("get_box_u8", |b| {
+        b.iter(|| black_box(cache.get::<Box<[u8]>>("large").expect("get")));
+    });
+    group.bench_function("get_serde_bytes", |b| {
+        b.iter(|| black_box(cache.get::<serde_bytes::ByteBuf>("large").expect("get")));
+    });
+    group.bench_function("get_bytes_crate", |b| {
+        b.iter(|| black_box(cache.get::<bytes::Bytes>("large").expect("get")));
     });
     group.bench_function("get_bytes", |b| {
         b.iter(|| black_box(cache.get_bytes("large").expect("get_bytes")));
@@ -106,6 +116,20 @@ fn large_values(c: &mut Criterion) {
     });
     group.bench_function("set", |b| {
         b.iter(|| cache.set("large-set", value.as_slice()).expect("set"));
+    });
+    group.bench_function("set_vec_ref", |b| {
+        b.iter(|| cache.set("large-set", &value).expect("set"));
+    });
+    group.bench_function("set_serde_bytes", |b| {
+        b.iter(|| {
+            cache
+                .set("large-set", serde_bytes::Bytes::new(&value))
+                .expect("set");
+        });
+    });
+    let shared = bytes::Bytes::from(value.clone());
+    group.bench_function("set_bytes_crate", |b| {
+        b.iter(|| cache.set("large-set", &shared).expect("set"));
     });
     group.finish();
 }

@@ -47,6 +47,15 @@ fn codecs(c: &mut Criterion) {
             )
         });
     });
+    // A structure holding 1 MiB of bytes: the `Vec<u8>` field is collected in one pass.
+    let with_bytes = (1i64, vec![7u8; 1 << 20]);
+    g.bench_function("encode_nested_bytes_1mib/dcache", |b| {
+        b.iter(|| black_box(pickle::to_vec(black_box(&with_bytes), 5).expect("encode")));
+    });
+    let with_byte_buf = (1i64, serde_bytes::ByteBuf::from(vec![7u8; 1 << 20]));
+    g.bench_function("encode_nested_bytes_1mib_serde_bytes/dcache", |b| {
+        b.iter(|| black_box(pickle::to_vec(black_box(&with_byte_buf), 5).expect("encode")));
+    });
     g.bench_function("encode_tuple_key/dcache", |b| {
         b.iter(|| black_box(pickle::to_vec(black_box(&tuple), 5).expect("encode")));
     });

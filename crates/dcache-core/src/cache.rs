@@ -1260,12 +1260,11 @@ impl<D: DiskFormat> Cache<D> {
     /// A value file that has gone missing or was truncated reads as a miss (logged as a
     /// warning), as in python.
     ///
-    /// # Bytes: use [`get_bytes`](Self::get_bytes)
+    /// # Bytes
     ///
-    /// `get::<Vec<u8>>` works, but serde hands a `Vec<u8>` its bytes one at a time: about
-    /// 1 ms per MiB, ten times a file read (`docs/benchmarks.md`, `get_large`).
-    /// [`get_bytes`](Self::get_bytes) returns the bytes whole, as fast as reading the file;
-    /// [`read`](Self::read) streams them.
+    /// `get::<Vec<u8>>`, `Box<[u8]>`, `bytes::Bytes` and `serde_bytes::ByteBuf` take the
+    /// bytes read from the value file whole, as fast as reading the file
+    /// (`docs/benchmarks.md`, `get_large`); [`read`](Self::read) streams them.
     ///
     /// # Errors
     ///
@@ -1291,9 +1290,10 @@ impl<D: DiskFormat> Cache<D> {
         })
     }
 
-    /// The bytes of a bytes value (inline or in a file), without serde's per-byte decoding:
-    /// the way to read binary values whole. For a 1 MiB value it costs about a plain file read
-    /// (`docs/benchmarks.md`: `get_large_bytes`), ten times less than `get::<Vec<u8>>`.
+    /// The bytes of a bytes value (inline or in a file), without serde: as fast as
+    /// `get::<Vec<u8>>` (a plain file read for a 1 MiB value, `docs/benchmarks.md`:
+    /// `get_large_bytes`), and an error rather than a conversion for a value that is not
+    /// bytes (a pickled python list of small integers reads as a `Vec<u8>`).
     ///
     /// # Errors
     ///

@@ -7,8 +7,10 @@
 //! `i64` are integers, and floats are floats. Newtype structs are looked through.
 
 use serde::ser::{self, Impossible, Serialize};
+use std::any::TypeId;
 use std::fmt;
 
+use crate::known;
 use crate::probe::as_u8;
 
 /// A value SQLite stores natively.
@@ -27,8 +29,12 @@ pub enum Primitive {
 /// Returns the native form of `value`, or `None` when it is structured data (tuples, structs,
 /// maps, options, booleans, integers outside `i64`) that a disk must serialize.
 ///
-/// An empty sequence is classified as empty bytes: serde gives no element type for it, and an
-/// empty `&[u8]` key must match python's `b''` key.
+/// `Vec<u8>`, `[u8]`, `Box<[u8]>` and `Cow<[u8]>` (and references to them) are recognized
+/// by their type and copied whole; other sequences whose every element is a `u8` are bytes
+/// too, collected element by element. An empty sequence of another type is classified as
+/// empty bytes here, as keys need: serde gives no element type for it, and an empty `&[u8]`
+/// key must match python's `b''` key (a stored *value* that is an empty `Vec<String>` is an
+/// empty list instead: [`DiskFormat::store`](crate::DiskFormat::store) knows the difference).
 ///
 /// # Examples
 ///
@@ -42,7 +48,39 @@ pub enum Primitive {
 /// assert_eq!(classify(&u64::MAX), None); // too large for SQLite: pickled as a python int
 /// ```
 pub fn classify<T: Serialize + ?Sized>(value: &T) -> Option<Primitive> {
-    value.serialize(Classifier).ok()
+    if let Some(bytes) = known::byte_slice(value) {
+        return Some(Primitive::Blob(bytes.to_vec()));
+    }
+    value
+        .serialize(Classifier {
+            empty_seq_is_bytes: true,
+        })
+        .ok()
+}
+
+/// A value as a disk stores it: bytes borrowed whole from a known byte type, or classified.
+pub(crate) enum ValueClass<'a> {
+    /// The bytes of a `Vec<u8>`, `&[u8]`, `Box<[u8]>` or `Cow<[u8]>`, not copied.
+    Bytes(&'a [u8]),
+    /// Any other native value.
+    Primitive(Primitive),
+    /// Structured data, to serialize.
+    Structured,
+}
+
+/// Classifies a *value*: like [`classify`], but a known byte type is borrowed, not copied,
+/// and an empty sequence whose type is not a known byte type is structured (python's `[]`
+/// for an empty `Vec<String>`, as inside a structure), not `b''`.
+pub(crate) fn classify_value<T: Serialize + ?Sized>(value: &T) -> ValueClass<'_> {
+    if let Some(bytes) = known::byte_slice(value) {
+        return ValueClass::Bytes(bytes);
+    }
+    match value.serialize(Classifier {
+        empty_seq_is_bytes: false,
+    }) {
+        Ok(primitive) => ValueClass::Primitive(primitive),
+        Err(NotPrimitive) => ValueClass::Structured,
+    }
 }
 
 /// The "not a primitive" signal of the classifier; never shown to users.
@@ -63,13 +101,21 @@ impl ser::Error for NotPrimitive {
     }
 }
 
-struct Classifier;
+#[derive(Clone, Copy)]
+struct Classifier {
+    /// Whether an empty sequence is empty bytes (keys) or structured (values).
+    empty_seq_is_bytes: bool,
+}
 
 /// Collects the elements of a sequence while every one of them is a `u8`.
 struct ByteSeq {
     bytes: Vec<u8>,
     /// The announced length: the capacity reserved at the first `u8`.
     hint: usize,
+    /// Whether any element was seen.
+    seen: bool,
+    /// [`Classifier::empty_seq_is_bytes`].
+    empty_is_bytes: bool,
 }
 
 impl ser::SerializeSeq for ByteSeq {
@@ -84,11 +130,16 @@ impl ser::SerializeSeq for ByteSeq {
             self.bytes.reserve(self.hint.clamp(1, 1 << 20));
         }
         self.bytes.push(byte);
+        self.seen = true;
         Ok(())
     }
 
     fn end(self) -> Result<Primitive, NotPrimitive> {
-        Ok(Primitive::Blob(self.bytes))
+        if self.seen || self.empty_is_bytes {
+            Ok(Primitive::Blob(self.bytes))
+        } else {
+            Err(NotPrimitive)
+        }
     }
 }
 
@@ -197,7 +248,11 @@ impl ser::Serializer for Classifier {
         _name: &'static str,
         value: &T,
     ) -> Result<Primitive, NotPrimitive> {
-        value.serialize(Classifier)
+        // `struct Image(Vec<u8>)`: its bytes are copied whole too.
+        if let Some(bytes) = known::byte_slice(value) {
+            return Ok(Primitive::Blob(bytes.to_vec()));
+        }
+        value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
@@ -212,10 +267,42 @@ impl ser::Serializer for Classifier {
         Ok(ByteSeq {
             bytes: Vec::new(),
             hint: len.unwrap_or(0),
+            seen: false,
+            empty_is_bytes: self.empty_seq_is_bytes,
         })
     }
     fn serialize_tuple(self, len: usize) -> Result<ByteSeq, NotPrimitive> {
         self.serialize_seq(Some(len))
+    }
+    /// `[T]`, `Vec<T>`, `VecDeque<T>` and serde's other collections come here with their
+    /// element type: a collection of `u8` is bytes, collected in one pass (and an empty one
+    /// is `b''`), whatever wraps it (`#[serde(transparent)]`, a hand-written `Serialize`).
+    fn collect_seq<I>(self, iter: I) -> Result<Primitive, NotPrimitive>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+    {
+        let item = typeid::of::<I::Item>();
+        if item == TypeId::of::<u8>() || item == TypeId::of::<&'static u8>() {
+            // `as_u8` is `Some` for a `u8` (serde's own `Serialize`): the default is never
+            // used, and the loop has no exit, so it compiles to a plain copy.
+            let bytes = iter
+                .into_iter()
+                .map(|b| as_u8(&b).unwrap_or_default())
+                .collect();
+            return Ok(Primitive::Blob(bytes));
+        }
+        // serde's default `collect_seq`.
+        let iter = iter.into_iter();
+        let hint = match iter.size_hint() {
+            (lo, Some(hi)) if lo == hi => Some(lo),
+            _ => None,
+        };
+        let mut seq = self.serialize_seq(hint)?;
+        for element in iter {
+            ser::SerializeSeq::serialize_element(&mut seq, &element)?;
+        }
+        ser::SerializeSeq::end(seq)
     }
     fn serialize_tuple_struct(
         self,
@@ -301,6 +388,37 @@ mod tests {
             classify(&Vec::<String>::new()),
             Some(Primitive::Blob(vec![]))
         );
+    }
+
+    #[derive(serde::Serialize)]
+    #[serde(transparent)]
+    struct Transparent(Vec<u8>);
+
+    #[test]
+    fn values_tell_empty_bytes_from_empty_lists_by_element_type() {
+        let blob = |v: Vec<u8>| ValueClass::Primitive(Primitive::Blob(v));
+        let is = |class: ValueClass<'_>, expected: ValueClass<'_>| match (class, expected) {
+            (ValueClass::Bytes(a), ValueClass::Bytes(b)) => assert_eq!(a, b),
+            (ValueClass::Primitive(a), ValueClass::Primitive(b)) => assert_eq!(a, b),
+            (ValueClass::Structured, ValueClass::Structured) => {}
+            _ => panic!("wrong class"),
+        };
+        is(classify_value(&Vec::<u8>::new()), ValueClass::Bytes(b""));
+        is(classify_value(&b""[..]), ValueClass::Bytes(b""));
+        is(classify_value(&vec![1u8]), ValueClass::Bytes(b"\x01"));
+        // Collections of `u8` that are not recognized by type: bytes, by their element type.
+        let deque = std::collections::VecDeque::<u8>::new();
+        is(classify_value(&deque), blob(vec![]));
+        is(classify_value(&Transparent(vec![])), blob(vec![]));
+        is(classify_value(&Transparent(vec![1, 2])), blob(vec![1, 2]));
+        // Empty collections of anything else are lists (python `[]`).
+        is(
+            classify_value(&Vec::<String>::new()),
+            ValueClass::Structured,
+        );
+        is(classify_value(&Vec::<u16>::new()), ValueClass::Structured);
+        is(classify_value(&[0u8; 0]), ValueClass::Structured);
+        is(classify_value(&vec!["a"]), ValueClass::Structured);
     }
 
     #[test]

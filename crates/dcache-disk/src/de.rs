@@ -3,6 +3,7 @@
 use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 
 use crate::error::{Error, Result};
+use crate::known;
 use crate::sql::SqlRef;
 
 /// Deserializes a native SQLite value into `T`.
@@ -26,6 +27,68 @@ use crate::sql::SqlRef;
 /// ```
 pub fn from_sql<T: DeserializeOwned>(value: SqlRef<'_>) -> Result<T> {
     T::deserialize(SqlDeserializer(value))
+}
+
+/// Deserializes bytes read whole (a value file, `MODE_BINARY`) into `T`, handing the buffer
+/// over without copying where `T` takes it: `Vec<u8>`, `Box<[u8]>` and `Cow<[u8]>` are
+/// recognized by type (serde would build them one byte at a time), and types that ask for a
+/// byte buffer (`serde_bytes::ByteBuf`, `bytes::Bytes`) get it through `visit_byte_buf`.
+/// Other types read the bytes as [`from_sql`] reads a BLOB.
+pub(crate) fn from_byte_buf<T: DeserializeOwned>(bytes: Vec<u8>) -> Result<T> {
+    match known::from_byte_buf::<T>(bytes) {
+        Ok(value) => Ok(value),
+        Err(bytes) => T::deserialize(ByteBufDeserializer(bytes)),
+    }
+}
+
+/// A serde `Deserializer` over an owned byte buffer: `visit_byte_buf` where the visitor may
+/// take the buffer, otherwise as [`SqlDeserializer`] over a BLOB.
+struct ByteBufDeserializer(Vec<u8>);
+
+impl<'de> de::Deserializer<'de> for ByteBufDeserializer {
+    type Error = Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        visitor.visit_byte_buf(self.0)
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        visitor.visit_byte_buf(self.0)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        SqlDeserializer(SqlRef::Blob(&self.0)).deserialize_seq(visitor)
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
+        SqlDeserializer(SqlRef::Blob(&self.0)).deserialize_tuple(len, visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value> {
+        SqlDeserializer(SqlRef::Blob(&self.0)).deserialize_enum(name, variants, visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes unit unit_struct tuple_struct map struct identifier ignored_any
+    }
 }
 
 /// A serde `Deserializer` over one borrowed SQLite value.

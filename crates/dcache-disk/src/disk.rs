@@ -1,14 +1,16 @@
 //! The built-in disks: [`Disk`], [`MsgpackDisk`] and [`JsonDisk`].
 
+use std::borrow::Cow;
 use std::io::{Read, Write};
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::classify::{Primitive, classify};
-use crate::de::from_sql;
+use crate::classify::{Primitive, ValueClass, classify, classify_value};
+use crate::de::{from_byte_buf, from_sql};
 use crate::error::{Error, Format, Result};
 use crate::files::FileStore;
 use crate::format::{DiskFormat, Mode, Stored, StoredRef};
+use crate::known;
 use crate::sql::{DbKey, SqlRef, SqlValue};
 use crate::value::{Value, from_value};
 use crate::{pickle, pyjson};
@@ -154,19 +156,28 @@ impl Disk {
                     })
                 }
             }
-            Primitive::Blob(b) => {
-                if (b.len() as u64) < self.min_file_size {
-                    raw(SqlValue::Blob(b))
-                } else {
-                    let filename = files.write(&b)?;
-                    Ok(Stored {
-                        size: b.len() as u64,
-                        mode: Mode::BINARY,
-                        filename: Some(filename),
-                        value: SqlValue::Null,
-                    })
-                }
-            }
+            Primitive::Blob(b) => self.store_bytes(Cow::Owned(b), files),
+        }
+    }
+
+    /// Stores bytes: inline (`MODE_RAW`), or in a value file (`MODE_BINARY`) when large,
+    /// written straight from `bytes` (a borrowed `&[u8]` value is not copied).
+    fn store_bytes(&self, bytes: Cow<'_, [u8]>, files: &FileStore) -> Result<Stored> {
+        if (bytes.len() as u64) < self.min_file_size {
+            Ok(Stored {
+                size: 0,
+                mode: Mode::RAW,
+                filename: None,
+                value: SqlValue::Blob(bytes.into_owned()),
+            })
+        } else {
+            let filename = files.write(&bytes)?;
+            Ok(Stored {
+                size: bytes.len() as u64,
+                mode: Mode::BINARY,
+                filename: Some(filename),
+                value: SqlValue::Null,
+            })
         }
     }
 
@@ -236,8 +247,11 @@ fn stored_bytes(stored: StoredRef<'_>, files: &FileStore) -> Result<Vec<u8>> {
 /// Decodes modes 1–5; shared by [`Disk`] and [`MsgpackDisk`], which read each other's entries.
 fn fetch_common<V: DeserializeOwned>(stored: StoredRef<'_>, files: &FileStore) -> Result<V> {
     match stored.mode {
-        Mode::RAW => from_sql(stored.value),
-        Mode::BINARY => from_sql(SqlRef::Blob(&stored_bytes(stored, files)?)),
+        Mode::RAW => match stored.value {
+            SqlRef::Blob(b) if known::is_byte_buf::<V>() => from_byte_buf(b.to_vec()),
+            value => from_sql(value),
+        },
+        Mode::BINARY => from_byte_buf(stored_bytes(stored, files)?),
         Mode::TEXT => {
             let bytes = stored_bytes(stored, files)?;
             let text = std::str::from_utf8(&bytes).map_err(|e| {
@@ -269,14 +283,15 @@ impl DiskFormat for Disk {
     }
 
     fn store<V: Serialize + ?Sized>(&self, value: &V, files: &FileStore) -> Result<Stored> {
-        match classify(value) {
-            Some(Primitive::Real(f)) if f.is_nan() => self.store_encoded(
+        match classify_value(value) {
+            ValueClass::Bytes(bytes) => self.store_bytes(Cow::Borrowed(bytes), files),
+            ValueClass::Primitive(Primitive::Real(f)) if f.is_nan() => self.store_encoded(
                 pickle::to_vec(&f, self.pickle_protocol)?,
                 Mode::PICKLE,
                 files,
             ),
-            Some(primitive) => self.store_primitive(primitive, files),
-            None => self.store_encoded(
+            ValueClass::Primitive(primitive) => self.store_primitive(primitive, files),
+            ValueClass::Structured => self.store_encoded(
                 pickle::to_vec(value, self.pickle_protocol)?,
                 Mode::PICKLE,
                 files,
@@ -418,15 +433,17 @@ impl DiskFormat for MsgpackDisk {
     }
 
     fn store<V: Serialize + ?Sized>(&self, value: &V, files: &FileStore) -> Result<Stored> {
-        match classify(value) {
-            Some(Primitive::Real(f)) if f.is_nan() => {
+        match classify_value(value) {
+            ValueClass::Bytes(bytes) => self.disk.store_bytes(Cow::Borrowed(bytes), files),
+            ValueClass::Primitive(Primitive::Real(f)) if f.is_nan() => {
                 self.disk
                     .store_encoded(msgpack_encode(&f)?, Mode::MSGPACK, files)
             }
-            Some(primitive) => self.disk.store_primitive(primitive, files),
-            None => self
-                .disk
-                .store_encoded(msgpack_encode(value)?, Mode::MSGPACK, files),
+            ValueClass::Primitive(primitive) => self.disk.store_primitive(primitive, files),
+            ValueClass::Structured => {
+                self.disk
+                    .store_encoded(msgpack_encode(value)?, Mode::MSGPACK, files)
+            }
         }
     }
 

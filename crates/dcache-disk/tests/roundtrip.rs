@@ -290,3 +290,172 @@ fn deeply_nested_msgpack_is_a_decode_error_not_a_stack_overflow() {
     };
     assert!(MsgpackDisk::new().fetch_value(stored, &files).is_ok());
 }
+
+/// A newtype around bytes, as applications wrap them.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Image(Vec<u8>);
+
+/// Reads `stored` back as every byte type and checks each against `expected`.
+fn reads_as_every_byte_type<D: DiskFormat>(
+    disk: &D,
+    files: &FileStore,
+    stored: StoredRef<'_>,
+    expected: &[u8],
+) {
+    let vec: Vec<u8> = disk.fetch(stored, files).unwrap();
+    assert!(vec == expected, "Vec<u8>");
+    let boxed: Box<[u8]> = disk.fetch(stored, files).unwrap();
+    assert!(&*boxed == expected, "Box<[u8]>");
+    let cow: std::borrow::Cow<'static, [u8]> = disk.fetch(stored, files).unwrap();
+    assert!(&*cow == expected, "Cow<[u8]>");
+    let buf: serde_bytes::ByteBuf = disk.fetch(stored, files).unwrap();
+    assert!(buf.as_slice() == expected, "serde_bytes::ByteBuf");
+    let shared: bytes::Bytes = disk.fetch(stored, files).unwrap();
+    assert!(&shared[..] == expected, "bytes::Bytes");
+    let image: Image = disk.fetch(stored, files).unwrap();
+    assert!(image.0 == expected, "a newtype around Vec<u8>");
+    let deque: std::collections::VecDeque<u8> = disk.fetch(stored, files).unwrap();
+    assert!(
+        deque.iter().eq(expected.iter()),
+        "VecDeque<u8> (serde's path)"
+    );
+    let some: Option<Vec<u8>> = disk.fetch(stored, files).unwrap();
+    assert!(some.as_deref() == Some(expected), "Option<Vec<u8>>");
+    let value = disk.fetch_value(stored, files).unwrap();
+    assert!(
+        value == dcache_disk::Value::Bytes(expected.to_vec()),
+        "Value"
+    );
+    assert!(
+        disk.fetch::<Vec<i8>>(stored, files)
+            .is_err_and(|e| matches!(e, dcache_disk::Error::WrongType { .. }))
+            || expected.iter().all(|&b| b < 128),
+        "bytes above 127 are no i8"
+    );
+    assert!(disk.fetch::<String>(stored, files).is_ok() == std::str::from_utf8(expected).is_ok());
+}
+
+/// Stores `bytes` as every byte type through `disk` and reads each back as every byte type.
+fn byte_types_round_trip<D: DiskFormat>(disk: &D, files: &FileStore, bytes: &[u8]) {
+    let slice: &[u8] = bytes;
+    let vec = bytes.to_vec();
+    let boxed: Box<[u8]> = vec.clone().into_boxed_slice();
+    let cow = std::borrow::Cow::Borrowed(slice);
+    let shared = bytes::Bytes::from(vec.clone());
+    let byte_buf = serde_bytes::ByteBuf::from(vec.clone());
+    let image = Image(vec.clone());
+    let array: Option<[u8; 5]> = bytes.try_into().ok();
+    let check = |what: &str, stored: dcache_disk::Stored| {
+        let expected = stores_as_bytes_checked(&stored, files, bytes, what);
+        reads_as_every_byte_type(disk, files, stored.as_ref(), expected);
+        if let Some(name) = &stored.filename {
+            files.remove(name).unwrap();
+        }
+    };
+    check("[u8]", disk.store(slice, files).unwrap());
+    check("&[u8]", disk.store(&slice, files).unwrap());
+    check("&&[u8]", disk.store(&&slice, files).unwrap());
+    check("Vec<u8>", disk.store(&vec, files).unwrap());
+    check("&Vec<u8>", disk.store(&&vec, files).unwrap());
+    check("&&Vec<u8>", disk.store(&&&vec, files).unwrap());
+    check("Box<[u8]>", disk.store(&boxed, files).unwrap());
+    check("&Box<[u8]>", disk.store(&&boxed, files).unwrap());
+    check("Cow<[u8]>", disk.store(&cow, files).unwrap());
+    check("&Cow<[u8]>", disk.store(&&cow, files).unwrap());
+    check("bytes::Bytes", disk.store(&shared, files).unwrap());
+    check("&bytes::Bytes", disk.store(&&shared, files).unwrap());
+    check(
+        "serde_bytes::Bytes",
+        disk.store(serde_bytes::Bytes::new(slice), files).unwrap(),
+    );
+    check(
+        "serde_bytes::ByteBuf",
+        disk.store(&byte_buf, files).unwrap(),
+    );
+    check("Image(Vec<u8>)", disk.store(&image, files).unwrap());
+    if let Some(array) = array {
+        check("[u8; 5]", disk.store(&array, files).unwrap());
+    }
+}
+
+/// The checks of [`stores_as_bytes`] on an already stored value; returns `expected`.
+fn stores_as_bytes_checked<'a>(
+    stored: &dcache_disk::Stored,
+    files: &FileStore,
+    expected: &'a [u8],
+    what: &str,
+) -> &'a [u8] {
+    if (expected.len() as u64) < MIN {
+        assert_eq!(stored.mode, Mode::RAW, "{what}");
+        assert_eq!(stored.filename, None, "{what}");
+        assert_eq!(
+            stored.value,
+            dcache_disk::SqlValue::Blob(expected.to_vec()),
+            "{what}"
+        );
+    } else {
+        assert_eq!(stored.mode, Mode::BINARY, "{what}");
+        assert_eq!(stored.size, expected.len() as u64, "{what}");
+        let name = stored.filename.as_deref().expect("a value file");
+        let on_disk = std::fs::read(files.resolve(name).unwrap()).unwrap();
+        assert!(on_disk == expected, "{what}: file contents");
+    }
+    expected
+}
+
+#[test]
+fn every_byte_type_is_stored_as_python_bytes_and_read_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = FileStore::new(dir.path());
+    let (disk, msgpack, _) = disks();
+    // Empty, inline, just below and at the file threshold, and large.
+    for len in [0, 5, MIN as usize - 1, MIN as usize, 100_000] {
+        let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
+        byte_types_round_trip(&disk, &files, &bytes);
+        byte_types_round_trip(&msgpack, &files, &bytes);
+    }
+}
+
+#[test]
+fn an_empty_sequence_value_is_an_empty_list_unless_it_is_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = FileStore::new(dir.path());
+    let (disk, msgpack, _) = disks();
+    // Python `[]` (a pickle), as it is inside a structure; an empty `Vec<u8>` stays `b''`.
+    let stored = disk.store(&Vec::<String>::new(), &files).unwrap();
+    assert_eq!(stored.mode, Mode::PICKLE);
+    assert_eq!(
+        disk.fetch_value(stored.as_ref(), &files).unwrap(),
+        dcache_disk::Value::List(vec![])
+    );
+    let back: Vec<String> = disk.fetch(stored.as_ref(), &files).unwrap();
+    assert!(back.is_empty());
+    let stored = msgpack.store(&Vec::<i64>::new(), &files).unwrap();
+    assert_eq!(stored.mode, Mode::MSGPACK);
+    let back: Vec<i64> = msgpack.fetch(stored.as_ref(), &files).unwrap();
+    assert!(back.is_empty());
+    for stored in [
+        disk.store(&Vec::<u8>::new(), &files).unwrap(),
+        disk.store(&b""[..], &files).unwrap(),
+    ] {
+        assert_eq!(stored.mode, Mode::RAW);
+        assert_eq!(stored.value, dcache_disk::SqlValue::Blob(vec![]));
+    }
+    // Rows written before (an empty `Vec<String>` stored as `b''`) still read as empty.
+    let old: Vec<String> = disk
+        .fetch(
+            StoredRef {
+                size: 0,
+                mode: Mode::RAW,
+                filename: None,
+                value: SqlRef::Blob(b""),
+            },
+            &files,
+        )
+        .unwrap();
+    assert!(old.is_empty());
+    // Keys keep python's `b''` for any empty sequence (an empty `&[u8]` key must match it).
+    let key = disk.put(&Vec::<String>::new()).unwrap();
+    assert_eq!(key.value, dcache_disk::SqlValue::Blob(vec![]));
+    assert!(key.raw);
+}

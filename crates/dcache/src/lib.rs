@@ -83,6 +83,10 @@
 //! the check for links and the use, and there is no fork handling (there is no `fork`); it
 //! compiles in principle but is untested.
 //!
+//! Byte values move whole, at the speed of a file read or write: `Vec<u8>`, `&[u8]`,
+//! `Box<[u8]>` and `Cow<[u8]>` are recognized by their type, and `bytes::Bytes` (with its
+//! `serde` feature) and `serde_bytes` types use serde's byte calls; no feature is needed.
+//!
 //! # Crate features
 //!
 //! - `redis`: the Redis (and Valkey) backend, `RedisStore` (module `redis`, the

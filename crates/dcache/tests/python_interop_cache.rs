@@ -133,6 +133,12 @@ fn assert_reads(cache: &Cache, key: &Native, expected: &Native) -> TestResult {
         Native::Bytes(v) => {
             assert_eq!(cache.get::<Vec<u8>>(key)?.as_ref(), Some(v), "{key:?}");
             assert_eq!(cache.get_bytes(key)?.as_ref(), Some(v), "{key:?}");
+            let boxed = cache.get::<Box<[u8]>>(key)?;
+            assert_eq!(boxed.as_deref(), Some(v.as_slice()), "{key:?}");
+            let shared = cache.get::<bytes::Bytes>(key)?;
+            assert_eq!(shared.as_deref(), Some(v.as_slice()), "{key:?}");
+            let buf = cache.get::<serde_bytes::ByteBuf>(key)?;
+            assert_eq!(buf.as_deref(), Some(v), "{key:?}");
         }
         Native::Int(v) => assert_eq!(cache.get::<i64>(key)?, Some(*v), "{key:?}"),
         Native::Float(v) => assert_eq!(

@@ -151,8 +151,8 @@ fn structured_values_cross_as_python_builtins_and_serde_types() -> TestResult {
     // A NaN value is pickled (python would bind it as NULL and read back None).
     expect("nan", Value::Float(f64::NAN));
     assert_eq!(out["nan_is_nan"], true);
-    // An empty sequence at the top level has no element type: it is stored as empty bytes.
-    expect("empty_vec", Value::Bytes(vec![]));
+    // An empty sequence value is a list, as inside a structure (an empty `Vec<u8>` is `b''`).
+    expect("empty_vec", Value::List(vec![]));
     expect("empty_in_tuple", Value::Tuple(vec![Value::List(vec![])]));
     // A Rust set is a serde sequence: a python list.
     expect(
@@ -392,5 +392,72 @@ fn memoized_results_use_different_keys_on_each_side() -> TestResult {
     // Either side can read the other's result by spelling its key.
     assert_eq!(cache.get::<i64>(("square", 12, None::<i64>))?, Some(144));
     assert_eq!(cache.get::<i64>(square.key(&(12,)))?, Some(144));
+    Ok(())
+}
+
+/// A value of every byte type, small (inline) and large (a value file), is python `bytes`;
+/// an empty `Vec<String>` is `[]` and an empty `Vec<u8>` is `b''`.
+#[test]
+fn every_byte_type_is_python_bytes() -> TestResult {
+    let py = require_python!();
+    let (rust_dir, py_dir) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let cache = Cache::open(rust_dir.path())?;
+    let mut expected = BTreeMap::new();
+    for (size, len) in [("small", 100), ("large", 100_000)] {
+        let bytes: Vec<u8> = (0..len).map(|i| (i * 13 % 256) as u8).collect();
+        let key = |what: &str| format!("{size}-{what}");
+        cache.set(key("slice"), bytes.as_slice())?;
+        cache.set(key("vec"), bytes.clone())?;
+        cache.set(key("vec_ref"), &bytes)?;
+        cache.set(key("box"), bytes.clone().into_boxed_slice())?;
+        cache.set(key("bytes_crate"), bytes::Bytes::from(bytes.clone()))?;
+        cache.set(key("serde_bytes"), serde_bytes::Bytes::new(&bytes))?;
+        cache.set(key("byte_buf"), serde_bytes::ByteBuf::from(bytes.clone()))?;
+        for what in [
+            "slice",
+            "vec",
+            "vec_ref",
+            "box",
+            "bytes_crate",
+            "serde_bytes",
+            "byte_buf",
+        ] {
+            expected.insert(key(what), Value::Bytes(bytes.clone()));
+            // Read back whole as each byte type.
+            assert_eq!(cache.get::<Vec<u8>>(key(what))?.as_ref(), Some(&bytes));
+            assert_eq!(
+                cache.get::<Box<[u8]>>(key(what))?.as_deref(),
+                Some(bytes.as_slice())
+            );
+            assert_eq!(
+                cache.get::<bytes::Bytes>(key(what))?.as_deref(),
+                Some(bytes.as_slice())
+            );
+            assert_eq!(
+                cache.get::<serde_bytes::ByteBuf>(key(what))?.as_deref(),
+                Some(&bytes)
+            );
+        }
+    }
+    cache.set("empty_strings", Vec::<String>::new())?;
+    cache.set("empty_bytes", Vec::<u8>::new())?;
+    expected.insert("empty_strings".into(), Value::List(vec![]));
+    expected.insert("empty_bytes".into(), Value::Bytes(vec![]));
+    // The script compares this one with itself.
+    cache.set("nan", f64::NAN)?;
+    expected.insert("nan".into(), Value::Float(f64::NAN));
+    assert_eq!(cache.get::<Vec<String>>("empty_strings")?, Some(vec![]));
+    assert_eq!(cache.get::<Vec<u8>>("empty_bytes")?, Some(vec![]));
+
+    let out = py.call(
+        SCRIPT,
+        "structured_values",
+        &json!({ "rust_dir": path_str(rust_dir.path()), "py_dir": path_str(py_dir.path()) }),
+    );
+    let found = &out["found"];
+    for (key, value) in &expected {
+        assert_eq!(found[key.as_str()], tag(value), "{key}");
+    }
+    assert_eq!(found.as_object().unwrap().len(), expected.len());
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The encoder: serde `Serialize` → pickle bytes, as CPython's pickler followed by
 //! `pickletools.optimize` writes them.
 
+use std::any::TypeId;
 use std::fmt;
 
 use serde::Serialize;
@@ -194,7 +195,42 @@ impl Pickler {
     /// Writes a `bytes`.
     #[inline]
     fn write_bytes(&mut self, b: &[u8]) -> Result<()> {
-        let n = b.len();
+        self.write_bytes_header(b.len())?;
+        self.out.extend_from_slice(b);
+        Ok(())
+    }
+
+    /// Writes a `bytes` of `n` bytes from `bytes`, which yields exactly `n` (a size hint),
+    /// straight into the output; an iterator that yields another count is written as what it
+    /// yields.
+    fn write_bytes_from(&mut self, n: usize, bytes: impl Iterator<Item = u8>) -> Result<()> {
+        let start = self.out.len();
+        self.write_bytes_header(n)?;
+        let body = self.out.len();
+        self.out.extend(bytes);
+        if self.out.len() - body != n {
+            // A wrong size hint: rewritten for what was yielded.
+            let written = self.out.split_off(body);
+            self.out.truncate(start);
+            return self.write_u8_collection(&written);
+        }
+        Ok(())
+    }
+
+    /// Writes a collection of `u8`: `bytes`, or `[]` when empty (as [`SeqEncoder`] does).
+    fn write_u8_collection(&mut self, bytes: &[u8]) -> Result<()> {
+        if bytes.is_empty() {
+            self.enter()?;
+            self.out.push(op::EMPTY_LIST);
+            self.leave();
+            Ok(())
+        } else {
+            self.write_bytes(bytes)
+        }
+    }
+
+    /// Writes the opcode and length of a `bytes` of `n` bytes.
+    fn write_bytes_header(&mut self, n: usize) -> Result<()> {
         if let Ok(n) = u8::try_from(n) {
             self.out.extend_from_slice(&[op::SHORT_BINBYTES, n]);
         } else if let Ok(n) = u32::try_from(n) {
@@ -208,7 +244,6 @@ impl Pickler {
                 "a bytes of 4 GiB or more needs pickle protocol 4 or higher",
             ));
         }
-        self.out.extend_from_slice(b);
         Ok(())
     }
 
@@ -931,6 +966,40 @@ impl<'a> ser::Serializer for &'a mut Pickler {
 
     fn serialize_tuple(self, len: usize) -> Result<TupleEncoder<'a>> {
         Ok(TupleEncoder::new(self, len, false))
+    }
+
+    /// A collection whose element type is `u8` (`Vec<u8>`, `&[u8]` inside a structure) is
+    /// collected in one pass instead of element by element; the output is the same as
+    /// [`SeqEncoder`]'s: `bytes`, or `[]` when empty.
+    fn collect_seq<I>(self, iter: I) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+    {
+        let iter = iter.into_iter();
+        let item = typeid::of::<I::Item>();
+        if item == TypeId::of::<u8>() || item == TypeId::of::<&'static u8>() {
+            // `as_u8` is `Some` for a `u8` (serde's own `Serialize`): the default is never used.
+            let bytes = iter.map(|b| as_u8(&b).unwrap_or_default());
+            return match bytes.size_hint() {
+                // Written in place: no buffer of its own.
+                (n, Some(hi)) if n == hi && n > 0 => self.write_bytes_from(n, bytes),
+                _ => {
+                    let bytes: Vec<u8> = bytes.collect();
+                    self.write_u8_collection(&bytes)
+                }
+            };
+        }
+        // serde's default `collect_seq`.
+        let hint = match iter.size_hint() {
+            (lo, Some(hi)) if lo == hi => Some(lo),
+            _ => None,
+        };
+        let mut seq = self.serialize_seq(hint)?;
+        for element in iter {
+            ser::SerializeSeq::serialize_element(&mut seq, &element)?;
+        }
+        ser::SerializeSeq::end(seq)
     }
 
     fn serialize_tuple_struct(self, _name: &'static str, len: usize) -> Result<TupleEncoder<'a>> {

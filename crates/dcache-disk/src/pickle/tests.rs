@@ -692,6 +692,77 @@ fn wrong_and_unknown_lengths_still_give_cpython_bytes() {
     }
 }
 
+/// `u8`s from an iterator whose size hint is `announced`, whatever it yields.
+struct LyingBytes {
+    announced: (usize, Option<usize>),
+    actual: usize,
+}
+
+struct LyingIter {
+    announced: (usize, Option<usize>),
+    left: usize,
+}
+
+impl Iterator for LyingIter {
+    type Item = u8;
+    fn next(&mut self) -> Option<u8> {
+        self.left = self.left.checked_sub(1)?;
+        Some(self.left as u8)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.announced
+    }
+}
+
+impl Serialize for LyingBytes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(LyingIter {
+            announced: self.announced,
+            left: self.actual,
+        })
+    }
+}
+
+#[test]
+fn collections_of_u8_are_bytes_whatever_their_size_hint() {
+    for (announced, actual) in [
+        ((0, Some(0)), 0),
+        ((0, Some(0)), 3),
+        ((3, Some(3)), 3),
+        ((3, Some(3)), 1),
+        ((3, Some(3)), 0),
+        ((1, Some(1)), 300),
+        ((0, None), 300),
+        ((0, None), 0),
+        ((2, Some(9)), 5),
+    ] {
+        let got = to_vec(&(1u8, LyingBytes { announced, actual }), 5).unwrap();
+        let bytes: Vec<u8> = (0..actual).rev().map(|n| n as u8).collect();
+        let inner = if bytes.is_empty() {
+            list(vec![])
+        } else {
+            b(&bytes)
+        };
+        let want = tuple(vec![i(1), inner]);
+        assert_eq!(
+            value_from_slice(&got).unwrap(),
+            want,
+            "{announced:?} {actual}"
+        );
+        assert_eq!(
+            got,
+            value_to_vec(&want, 5).unwrap(),
+            "{announced:?} {actual}"
+        );
+    }
+    // A large `Vec<u8>` inside a structure is written whole, as `serialize_bytes` writes it.
+    let large = vec![9u8; 70_000];
+    assert_eq!(
+        to_vec(&(1u8, &large), 5).unwrap(),
+        to_vec(&(1u8, RawBytes(&large)), 5).unwrap()
+    );
+}
+
 #[test]
 fn nesting_limit_is_the_same_both_ways() {
     let ok = nested(256);
