@@ -29,6 +29,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Examples
+//!
+//! `examples/tour.rs` runs every capability (`cargo run --release --example tour`). Short ones,
+//! each run in CI: `lock_processes` (a lock and its fencing tokens between processes),
+//! `memoize_processes` (results computed by one process reused by others), `throttle` (a rate
+//! shared by threads), `bulk_load` (transactions of many writes), `backends` (one service on
+//! SQLite or Redis).
+//!
 //! # Layers
 //!
 //! Most users need only the items at this crate's root. The layers are re-exported as
