@@ -19,8 +19,10 @@ use crate::sqlval::from_rusqlite;
 /// entry about to commit.
 pub const UNKNOWN_FILE_GRACE: Duration = Duration::from_secs(60);
 
-/// One finding of [`Cache::check`], as python's warnings report them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One finding of [`Cache::check`], as python's warnings report them. Serializes as
+/// `{"<kind in snake case>": …}` (serde's external tagging), for monitoring.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Warning {
     /// `PRAGMA integrity_check` reported a problem (fix: `VACUUM`).

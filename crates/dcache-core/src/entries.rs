@@ -441,7 +441,7 @@ impl<D: DiskFormat> Iterator for Entries<D> {
 }
 
 /// Counts and sizes of a cache, as [`Cache::summary`] returns them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct Summary {
     /// Entries, expired ones included (python's `len`).

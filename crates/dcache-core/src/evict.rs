@@ -275,7 +275,7 @@ impl<D: DiskFormat> Cache<D> {
 }
 
 /// Hit and miss counts, as [`Cache::stats`] returns them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Stats {
     /// Lookups that found a live entry.
     pub hits: u64,

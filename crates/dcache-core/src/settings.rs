@@ -149,7 +149,7 @@ impl DefaultValue {
 /// Read them with [`Cache::settings`](crate::Cache::settings); change them with the builder
 /// when opening or [`Cache::reset`](crate::Cache::reset) later. Every value is persisted in
 /// the `Settings` table and shared with python-diskcache.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Settings {
     /// Count hits and misses (`statistics`, default false).
@@ -320,6 +320,13 @@ fn parse_journal_mode(v: SqlRef<'_>) -> Result<String> {
             v,
             "expected one of delete, truncate, persist, memory, wal, off",
         )),
+    }
+}
+
+/// As python names it (`"least-recently-stored"`, …).
+impl serde::Serialize for EvictionPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 

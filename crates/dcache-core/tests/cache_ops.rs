@@ -496,3 +496,27 @@ fn fresh_connections_get_the_default_pragmas() -> TestResult {
     assert_eq!((mode.as_str(), vacuum), ("wal", 1));
     Ok(())
 }
+
+#[test]
+fn reports_serialize_for_monitoring() -> TestResult {
+    let cache = Cache::temp()?;
+    cache.set("k", 1)?;
+    let settings = serde_json::to_value(cache.settings())?;
+    assert_eq!(settings["eviction_policy"], "least-recently-stored");
+    assert_eq!(settings["size_limit"], 1u64 << 30);
+    assert_eq!(settings["all"]["statistics"], 0);
+    assert_eq!(settings["all"]["sqlite_journal_mode"], "wal");
+    let summary = serde_json::to_value(cache.summary()?)?;
+    assert_eq!(summary["entries"], 1);
+    assert_eq!(summary["stats"]["hits"], 0);
+    let warning = dcache_core::Warning::WrongSize {
+        path: "/c/ab/cd/x.val".into(),
+        actual: 3,
+        recorded: 4,
+    };
+    assert_eq!(
+        serde_json::to_value(&warning)?,
+        serde_json::json!({"wrong_size": {"path": "/c/ab/cd/x.val", "actual": 3, "recorded": 4}})
+    );
+    Ok(())
+}

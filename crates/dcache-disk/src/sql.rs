@@ -20,6 +20,20 @@ pub enum SqlValue {
     Blob(Vec<u8>),
 }
 
+/// As the value it holds: `NULL` as none, integers, floats, text, and blobs as bytes (so a
+/// report holding settings can be written as JSON).
+impl serde::Serialize for SqlValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SqlValue::Null => s.serialize_none(),
+            SqlValue::Integer(i) => s.serialize_i64(*i),
+            SqlValue::Real(f) => s.serialize_f64(*f),
+            SqlValue::Text(t) => s.serialize_str(t),
+            SqlValue::Blob(b) => s.serialize_bytes(b),
+        }
+    }
+}
+
 /// A borrowed [`SqlValue`], as read from a row without copying.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SqlRef<'a> {
