@@ -1,4 +1,4 @@
-//! dcache's own pickle codec against serde-pickle, the alternative DESIGN.md names
+//! dcache's own pickle codec against serde-pickle, the alternative codec the design weighed
 //! (`cargo bench -p benches --bench pickle_codecs`). dcache writes protocol 5 (python's
 //! default); serde-pickle writes protocol 3. Both decode each other's output for these types.
 

@@ -1,6 +1,6 @@
 //! The comparison harness: runs the standard workloads (W1–W5) for dcache and both SQLite
 //! floors, interleaved over several rounds, and prints the median of each figure as one line
-//! in the format of DESIGN.md §6. `cargo xtask bench` runs it (in release mode) together with
+//! in the format of `docs/benchmarks.md`'s tables. `cargo xtask bench` runs it (in release mode) together with
 //! python-diskcache's script; run it alone with
 //! `cargo run --release -p benches --bin compare -- [--quick]`.
 //!

@@ -7,7 +7,6 @@
 //! `i64` are integers, and floats are floats. Newtype structs are looked through.
 
 use serde::ser::{self, Impossible, Serialize};
-use std::any::TypeId;
 use std::fmt;
 
 use crate::known;
@@ -282,27 +281,10 @@ impl ser::Serializer for Classifier {
         I: IntoIterator,
         I::Item: Serialize,
     {
-        let item = typeid::of::<I::Item>();
-        if item == TypeId::of::<u8>() || item == TypeId::of::<&'static u8>() {
-            // `as_u8` is `Some` for a `u8` (serde's own `Serialize`): the default is never
-            // used, and the loop has no exit, so it compiles to a plain copy.
-            let bytes = iter
-                .into_iter()
-                .map(|b| as_u8(&b).unwrap_or_default())
-                .collect();
-            return Ok(Primitive::Blob(bytes));
+        if known::is_u8::<I::Item>() {
+            return Ok(Primitive::Blob(known::u8_elements(iter).collect()));
         }
-        // serde's default `collect_seq`.
-        let iter = iter.into_iter();
-        let hint = match iter.size_hint() {
-            (lo, Some(hi)) if lo == hi => Some(lo),
-            _ => None,
-        };
-        let mut seq = self.serialize_seq(hint)?;
-        for element in iter {
-            ser::SerializeSeq::serialize_element(&mut seq, &element)?;
-        }
-        ser::SerializeSeq::end(seq)
+        known::collect_seq_default(self, iter)
     }
     fn serialize_tuple_struct(
         self,

@@ -20,6 +20,46 @@
 use std::any::TypeId;
 use std::borrow::Cow;
 
+/// Whether a collection's element type is `u8` (or `&u8`, what a slice iterator yields):
+/// serializers collect such a collection as bytes in one pass. Unlike the casts below, a
+/// comparison of ids needs no `unsafe`.
+pub(crate) fn is_u8<T>() -> bool {
+    let id = typeid::of::<T>();
+    id == TypeId::of::<u8>() || id == TypeId::of::<&'static u8>()
+}
+
+/// The bytes of an iterator of `u8` (see [`is_u8`]), lazily, each one read through serde's
+/// own `Serialize` for `u8` (so the fallback `0` is never used).
+pub(crate) fn u8_elements<I>(iter: I) -> impl Iterator<Item = u8>
+where
+    I: IntoIterator,
+    I::Item: serde::Serialize,
+{
+    iter.into_iter()
+        .map(|b| crate::probe::as_u8(&b).unwrap_or_default())
+}
+
+/// serde's default `collect_seq` (a sequence of the iterator's length when it is exact), for
+/// serializers that first handle collections of `u8` themselves.
+pub(crate) fn collect_seq_default<S, I>(serializer: S, iter: I) -> Result<S::Ok, S::Error>
+where
+    S: serde::Serializer,
+    I: IntoIterator,
+    I::Item: serde::Serialize,
+{
+    use serde::ser::SerializeSeq;
+    let iter = iter.into_iter();
+    let hint = match iter.size_hint() {
+        (lo, Some(hi)) if lo == hi => Some(lo),
+        _ => None,
+    };
+    let mut seq = serializer.serialize_seq(hint)?;
+    for element in iter {
+        seq.serialize_element(&element)?;
+    }
+    seq.end()
+}
+
 /// Returns `value`'s bytes when `V` is a byte type whose serde form is a sequence of `u8`:
 /// `[u8]`, `Vec<u8>`, `Box<[u8]>`, `Cow<[u8]>`, or a reference (or a reference to a
 /// reference) to one of them. Other types, `[u8; N]` and `VecDeque<u8>` included, are `None`:

@@ -1,7 +1,6 @@
 //! The encoder: serde `Serialize` → pickle bytes, as CPython's pickler followed by
 //! `pickletools.optimize` writes them.
 
-use std::any::TypeId;
 use std::fmt;
 
 use serde::Serialize;
@@ -976,11 +975,8 @@ impl<'a> ser::Serializer for &'a mut Pickler {
         I: IntoIterator,
         I::Item: Serialize,
     {
-        let iter = iter.into_iter();
-        let item = typeid::of::<I::Item>();
-        if item == TypeId::of::<u8>() || item == TypeId::of::<&'static u8>() {
-            // `as_u8` is `Some` for a `u8` (serde's own `Serialize`): the default is never used.
-            let bytes = iter.map(|b| as_u8(&b).unwrap_or_default());
+        if crate::known::is_u8::<I::Item>() {
+            let bytes = crate::known::u8_elements(iter);
             return match bytes.size_hint() {
                 // Written in place: no buffer of its own.
                 (n, Some(hi)) if n == hi && n > 0 => self.write_bytes_from(n, bytes),
@@ -990,16 +986,7 @@ impl<'a> ser::Serializer for &'a mut Pickler {
                 }
             };
         }
-        // serde's default `collect_seq`.
-        let hint = match iter.size_hint() {
-            (lo, Some(hi)) if lo == hi => Some(lo),
-            _ => None,
-        };
-        let mut seq = self.serialize_seq(hint)?;
-        for element in iter {
-            ser::SerializeSeq::serialize_element(&mut seq, &element)?;
-        }
-        ser::SerializeSeq::end(seq)
+        crate::known::collect_seq_default(self, iter)
     }
 
     fn serialize_tuple_struct(self, _name: &'static str, len: usize) -> Result<TupleEncoder<'a>> {
