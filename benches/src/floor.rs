@@ -722,7 +722,8 @@ mod tests {
         assert_eq!(cache.len()?, 51);
         assert_eq!(cache.get_bytes("big")?, Some(vec![4u8; 50_000]));
         assert_eq!(cache.get::<Vec<u8>>("key-00000049")?, Some(vec![1u8; 10]));
-        assert!(cache.check(false)?.is_empty(), "{:?}", cache.check(false)?);
+        let findings = cache.check(dcache::CheckMode::Report)?;
+        assert!(findings.is_empty(), "{findings:?}");
         Ok(())
     }
 }

@@ -4,7 +4,7 @@ use std::io::{BufRead, BufWriter, IsTerminal, Read, Write};
 use std::path::Path;
 use std::time::SystemTime;
 
-use dcache::cache::{EntryInfo, EntryQuery, Summary};
+use dcache::cache::{CheckMode, EntryInfo, EntryQuery, Summary};
 use dcache::disk::Mode;
 use dcache::{Cache, DiskFormat, PushOptions, SetOptions, Side, Tag, Value, Warning};
 use serde::Serialize;
@@ -1136,7 +1136,12 @@ fn check<D: DiskFormat>(
             if target.kind == Kind::Fanout {
                 progress.label(&format!("{label} shard {i:03}"));
             }
-            let warnings = shard.check(fix).map_err(|e| {
+            let mode = if fix {
+                CheckMode::Fix
+            } else {
+                CheckMode::Report
+            };
+            let warnings = shard.check(mode).map_err(|e| {
                 CliError::from(e).context(format!("checking {}", shard.directory().display()))
             })?;
             findings.extend(warnings.into_iter().map(|w| (i, w)));

@@ -4,8 +4,9 @@ use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::marker::PhantomData;
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
-use dcache_core::{Cache, Disk, DiskFormat, EvictionPolicy, PushOptions, Side, SortedItems};
+use dcache_core::{Cache, Disk, DiskFormat, EvictionPolicy, Order, PushOptions, Side, SortedItems};
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
@@ -15,8 +16,8 @@ use crate::error::{Error, Result, TxError};
 /// (python-diskcache's `Deque`, on the same files).
 ///
 /// Elements are the entries of a [`Cache`] opened with the eviction policy `none`: each is an
-/// entry of the cache's unprefixed queue, with python's integer keys (`append` gives
-/// 500000000000000, 500000000000001, …, `appendleft` 499999999999999, …). Order is the order
+/// entry of the cache's unprefixed queue, with python's integer keys (`push_back` gives
+/// 500000000000000, 500000000000001, …, `push_front` 499999999999999, …). Order is the order
 /// of the keys, as in python, so python's `Deque` on the same directory sees the same
 /// sequence. Every operation but `clear` (batches of 100, as python's) is atomic, one
 /// transaction, including `extend`, `rotate`, `reverse`, `remove` and the index operations,
@@ -28,9 +29,17 @@ use crate::error::{Error, Result, TxError};
 /// queue's raw integer keys: [`Disk`] and `MsgpackDisk` do; `JsonDisk`, which encodes every key
 /// as compressed JSON, only supports the operations at the ends (as python's `JSONDisk`).
 ///
-/// The handle is cheap to clone (a clone shares the directory and keeps the `maxlen`),
-/// `Send` and `Sync`. Like python's `Deque`, operations wait for the write lock as long as it
-/// takes (python passes `retry=True` to every call) instead of failing with a timeout.
+/// The names are [`VecDeque`](std::collections::VecDeque)'s: python's `append`, `appendleft`,
+/// `pop`, `popleft`, `peek`, `peekleft` and `extendleft` are [`push_back`](Self::push_back),
+/// [`push_front`](Self::push_front), [`pop_back`](Self::pop_back),
+/// [`pop_front`](Self::pop_front), [`back`](Self::back), [`front`](Self::front) and
+/// [`extend_front`](Self::extend_front) (each has its python name as a search alias). As in
+/// `VecDeque`, an empty deque or an index past the end is `Ok(None)`, not an error.
+///
+/// The handle is cheap to clone (a clone shares the directory and starts with the same
+/// `maxlen`, which it can then change on its own), `Send` and `Sync`. Like python's `Deque`,
+/// operations wait for the write lock as long as it takes (python passes `retry=True` to every
+/// call) instead of failing with a timeout.
 ///
 /// # Examples
 ///
@@ -39,24 +48,25 @@ use crate::error::{Error, Result, TxError};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let deque: Deque<String> = Deque::open(dir.path())?;
-/// deque.append("b")?;
-/// deque.append("c")?;
-/// deque.appendleft("a")?;
+/// deque.push_back("b")?;
+/// deque.push_back("c")?;
+/// deque.push_front("a")?;
 /// assert!(deque.eq_items(["a", "b", "c"].map(String::from))?);
-/// assert_eq!(deque.get(-1)?, "c");
+/// assert_eq!(deque.get(-1)?.as_deref(), Some("c"));
 ///
 /// deque.rotate(1)?;
-/// assert_eq!(deque.popleft()?, "c");
+/// assert_eq!(deque.pop_front()?.as_deref(), Some("c"));
 ///
 /// // A bounded deque: `maxlen` belongs to the handle (python does not store it either).
 /// let last_two = deque.clone().with_maxlen(Some(2))?;
-/// last_two.append("z")?;
+/// last_two.push_back("z")?;
 /// assert!(deque.eq_items(["b", "z"].map(String::from))?);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Deque<T, D: DiskFormat = Disk> {
     cache: Cache<D>,
-    maxlen: Option<u64>,
+    /// This handle's `maxlen`: set through `&self` like every other operation.
+    maxlen: Mutex<Option<u64>>,
     _element: PhantomData<fn() -> T>,
 }
 
@@ -64,7 +74,7 @@ impl<T, D: DiskFormat> Clone for Deque<T, D> {
     fn clone(&self) -> Self {
         Deque {
             cache: self.cache.clone(),
-            maxlen: self.maxlen,
+            maxlen: Mutex::new(self.maxlen()),
             _element: PhantomData,
         }
     }
@@ -74,7 +84,7 @@ impl<T, D: DiskFormat> std::fmt::Debug for Deque<T, D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deque")
             .field("directory", &self.cache.directory())
-            .field("maxlen", &self.maxlen)
+            .field("maxlen", &self.maxlen())
             .finish()
     }
 }
@@ -94,9 +104,9 @@ impl<T> Deque<T, Disk> {
     /// ```
     /// let dir = tempfile::tempdir()?;
     /// let deque = dcache_collections::Deque::<i64>::open(dir.path())?;
-    /// deque.append(&1)?;
+    /// deque.push_back(&1)?;
     /// let again = dcache_collections::Deque::<i64>::open(dir.path())?;
-    /// assert_eq!(again.peek()?, 1);
+    /// assert_eq!(again.back()?, Some(1));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
@@ -129,6 +139,36 @@ impl<T> Deque<T, Disk> {
     }
 }
 
+impl<T: Serialize> Deque<T, Disk> {
+    /// Opens (creating if needed) the deque in `dir` and adds `values` at the back, in one
+    /// transaction (python's `Deque(iterable, directory)`, which also appends to what the
+    /// directory already holds).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open) and [`extend`](Self::extend); on an error while adding,
+    /// nothing is added.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let deque = dcache_collections::Deque::open_with_items(dir.path(), [1, 2, 3])?;
+    /// assert!(deque.eq_items([1, 2, 3])?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[doc(alias = "Deque(iterable, directory)")]
+    pub fn open_with_items<I>(dir: impl AsRef<Path>, values: I) -> Result<Self>
+    where
+        I: IntoIterator,
+        I::Item: Borrow<T>,
+    {
+        let deque = Deque::open(dir)?;
+        deque.extend(values)?;
+        Ok(deque)
+    }
+}
+
 impl<T, D: DiskFormat> Deque<T, D> {
     /// A deque on an open cache (python's `Deque.fromcache`), e.g. one with another disk.
     /// Every entry of the cache is an element: use a cache of its own, opened with
@@ -149,8 +189,8 @@ impl<T, D: DiskFormat> Deque<T, D> {
     ///     .eviction_policy(EvictionPolicy::None)
     ///     .open(dir.path())?;
     /// let deque: Deque<(u8, String), MsgpackDisk> = Deque::from_cache(cache);
-    /// deque.append(&(1, "one".to_owned()))?;
-    /// assert_eq!(deque.pop()?, (1, "one".to_owned()));
+    /// deque.push_back(&(1, "one".to_owned()))?;
+    /// assert_eq!(deque.pop_back()?, Some((1, "one".to_owned())));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[must_use]
@@ -158,7 +198,7 @@ impl<T, D: DiskFormat> Deque<T, D> {
     pub fn from_cache(cache: Cache<D>) -> Self {
         Deque {
             cache: cache.retrying(),
-            maxlen: None,
+            maxlen: Mutex::new(None),
             _element: PhantomData,
         }
     }
@@ -169,7 +209,7 @@ impl<T, D: DiskFormat> Deque<T, D> {
     ///
     /// ```
     /// let deque = dcache_collections::Deque::<i64>::temp()?;
-    /// deque.append(&1)?;
+    /// deque.push_back(&1)?;
     /// assert_eq!(deque.cache().len()?, 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -205,12 +245,13 @@ impl<T, D: DiskFormat> Deque<T, D> {
     /// ```
     #[must_use]
     pub fn maxlen(&self) -> Option<u64> {
-        self.maxlen
+        *self.maxlen.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Sets this handle's `maxlen` and removes elements from the front while the deque is
     /// longer (python's `maxlen` setter), in one transaction. From then on, adding elements
     /// through this handle removes as many from the other end as needed to stay within it.
+    /// Takes `&self` like every other operation; clones made earlier keep their own `maxlen`.
     ///
     /// # Errors
     ///
@@ -220,16 +261,16 @@ impl<T, D: DiskFormat> Deque<T, D> {
     /// # Examples
     ///
     /// ```
-    /// let mut deque = dcache_collections::Deque::<i64>::temp()?;
+    /// let deque = dcache_collections::Deque::<i64>::temp()?;
     /// deque.extend(0..5)?;
     /// deque.set_maxlen(Some(3))?;
     /// assert!(deque.eq_items([2, 3, 4])?);
-    /// deque.append(&5)?;
+    /// deque.push_back(&5)?;
     /// assert!(deque.eq_items([3, 4, 5])?);
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
-    pub fn set_maxlen(&mut self, maxlen: Option<u64>) -> Result<()> {
-        self.maxlen = maxlen;
+    pub fn set_maxlen(&self, maxlen: Option<u64>) -> Result<()> {
+        *self.maxlen.lock().unwrap_or_else(PoisonError::into_inner) = maxlen;
         self.cache
             .transact(|_| self.trim(Side::Front))
             .map_err(TxError::into_user)
@@ -250,7 +291,7 @@ impl<T, D: DiskFormat> Deque<T, D> {
     /// assert!(deque.eq_items([2, 3])?);
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
-    pub fn with_maxlen(mut self, maxlen: Option<u64>) -> Result<Self> {
+    pub fn with_maxlen(self, maxlen: Option<u64>) -> Result<Self> {
         self.set_maxlen(maxlen)?;
         Ok(self)
     }
@@ -258,13 +299,13 @@ impl<T, D: DiskFormat> Deque<T, D> {
     /// Removes elements at `side` while the deque is longer than `maxlen`. Runs inside a
     /// transaction of the caller.
     fn trim(&self, side: Side) -> Result<(), TxError<Error>> {
-        let Some(max) = self.maxlen else {
+        let Some(max) = self.maxlen() else {
             return Ok(());
         };
         for _ in 0..self.cache.len()?.saturating_sub(max) {
             let Some(key) = self
                 .cache
-                .nth_sorted_key::<i64>(0, side == Side::Back)
+                .nth_sorted_key::<i64>(0, order_from(side))
                 .map_err(|e| TxError::User(Error::from(e)))?
             else {
                 break; // only expired rows are left: they are not elements
@@ -399,8 +440,10 @@ impl<T, D: DiskFormat> Deque<T, D> {
     /// deque.extend([1, 2, 3])?;
     /// // Move the front element to the back, atomically.
     /// deque.transact(|d| -> Result<(), Error> {
-    ///     let first = d.popleft()?;
-    ///     d.append(&first)
+    ///     if let Some(first) = d.pop_front()? {
+    ///         d.push_back(&first)?;
+    ///     }
+    ///     Ok(())
     /// })?;
     /// assert!(deque.eq_items([2, 3, 1])?);
     /// # Ok::<(), Error>(())
@@ -415,11 +458,11 @@ impl<T, D: DiskFormat> Deque<T, D> {
     }
 
     /// Resolves `index` (negative from the back) to an offset from one end.
-    fn offset(index: i64) -> (u64, bool) {
+    fn offset(index: i64) -> (u64, Order) {
         if index >= 0 {
-            (index.unsigned_abs(), false)
+            (index.unsigned_abs(), Order::Ascending)
         } else {
-            (index.unsigned_abs() - 1, true)
+            (index.unsigned_abs() - 1, Order::Descending)
         }
     }
 
@@ -446,11 +489,12 @@ impl<T: Serialize, D: DiskFormat> Deque<T, D> {
     ///
     /// ```
     /// let deque = dcache_collections::Deque::<String>::temp()?;
-    /// deque.append("x")?;
-    /// assert_eq!(deque.peek()?, "x");
+    /// deque.push_back("x")?;
+    /// assert_eq!(deque.back()?.as_deref(), Some("x"));
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
-    pub fn append<Q: Serialize + ?Sized>(&self, value: &Q) -> Result<()>
+    #[doc(alias = "append")]
+    pub fn push_back<Q: Serialize + ?Sized>(&self, value: &Q) -> Result<()>
     where
         T: Borrow<Q>,
     {
@@ -462,18 +506,19 @@ impl<T: Serialize, D: DiskFormat> Deque<T, D> {
     ///
     /// # Errors
     ///
-    /// As [`append`](Self::append).
+    /// As [`push_back`](Self::push_back).
     ///
     /// # Examples
     ///
     /// ```
     /// let deque = dcache_collections::Deque::<i64>::temp()?;
-    /// deque.append(&2)?;
-    /// deque.appendleft(&1)?;
+    /// deque.push_back(&2)?;
+    /// deque.push_front(&1)?;
     /// assert!(deque.eq_items([1, 2])?);
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
-    pub fn appendleft<Q: Serialize + ?Sized>(&self, value: &Q) -> Result<()>
+    #[doc(alias = "appendleft")]
+    pub fn push_front<Q: Serialize + ?Sized>(&self, value: &Q) -> Result<()>
     where
         T: Borrow<Q>,
     {
@@ -495,7 +540,7 @@ impl<T: Serialize, D: DiskFormat> Deque<T, D> {
     ///
     /// # Errors
     ///
-    /// As [`append`](Self::append); on an error nothing is added.
+    /// As [`push_back`](Self::push_back); on an error nothing is added.
     ///
     /// # Examples
     ///
@@ -525,11 +570,12 @@ impl<T: Serialize, D: DiskFormat> Deque<T, D> {
     ///
     /// ```
     /// let deque = dcache_collections::Deque::<i64>::temp()?;
-    /// deque.extendleft([1, 2, 3])?;
+    /// deque.extend_front([1, 2, 3])?;
     /// assert!(deque.eq_items([3, 2, 1])?);
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
-    pub fn extendleft<I>(&self, values: I) -> Result<()>
+    #[doc(alias = "extendleft")]
+    pub fn extend_front<I>(&self, values: I) -> Result<()>
     where
         I: IntoIterator,
         I::Item: Borrow<T>,
@@ -557,7 +603,8 @@ impl<T: Serialize, D: DiskFormat> Deque<T, D> {
     ///
     /// # Errors
     ///
-    /// [`Error::IndexOutOfRange`], and [`Error::Cache`] if the cache fails.
+    /// [`Error::IndexOutOfRange`] (replacing needs an element there), and [`Error::Cache`] if
+    /// the cache fails.
     ///
     /// # Examples
     ///
@@ -574,11 +621,11 @@ impl<T: Serialize, D: DiskFormat> Deque<T, D> {
     where
         T: Borrow<Q>,
     {
-        let (n, reverse) = Self::offset(index);
+        let (n, order) = Self::offset(index);
         self.transact(|d| {
             let key = d
                 .cache
-                .nth_sorted_key::<i64>(n, reverse)?
+                .nth_sorted_key::<i64>(n, order)?
                 .ok_or_else(|| d.out_of_range(index))?;
             d.cache.set(key, value)?;
             Ok(())
@@ -587,146 +634,155 @@ impl<T: Serialize, D: DiskFormat> Deque<T, D> {
 }
 
 impl<T: DeserializeOwned, D: DiskFormat> Deque<T, D> {
-    /// Removes and returns the last element (python's `pop`).
+    /// Removes and returns the last element (python's `pop`); `None` when the deque is empty.
     ///
     /// # Errors
     ///
-    /// [`Error::Empty`] on an empty deque; [`Error::WrongType`] if the element cannot be read
-    /// as `T` (it is then kept); [`Error::Cache`] if the cache fails.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use dcache_collections::{Deque, Error};
-    ///
-    /// let deque = Deque::<i64>::temp()?;
-    /// deque.extend([1, 2])?;
-    /// assert_eq!(deque.pop()?, 2);
-    /// assert_eq!(deque.pop()?, 1);
-    /// assert!(matches!(deque.pop(), Err(Error::Empty { .. })));
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn pop(&self) -> Result<T> {
-        self.end(Side::Back, true, "pop")
-    }
-
-    /// Removes and returns the first element (python's `popleft`).
-    ///
-    /// # Errors
-    ///
-    /// As [`pop`](Self::pop).
+    /// [`Error::WrongType`] if the element cannot be read as `T` (it is then kept);
+    /// [`Error::Cache`] if the cache fails.
     ///
     /// # Examples
     ///
     /// ```
     /// let deque = dcache_collections::Deque::<i64>::temp()?;
     /// deque.extend([1, 2])?;
-    /// assert_eq!(deque.popleft()?, 1);
+    /// assert_eq!(deque.pop_back()?, Some(2));
+    /// assert_eq!(deque.pop_back()?, Some(1));
+    /// assert_eq!(deque.pop_back()?, None);
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
-    pub fn popleft(&self) -> Result<T> {
-        self.end(Side::Front, true, "popleft")
+    #[doc(alias = "pop")]
+    pub fn pop_back(&self) -> Result<Option<T>> {
+        self.end(Side::Back, true)
     }
 
-    /// The last element, left in place (python's `peek`).
+    /// Removes and returns the first element (python's `popleft`); `None` when the deque is
+    /// empty.
     ///
     /// # Errors
     ///
-    /// As [`pop`](Self::pop).
+    /// As [`pop_back`](Self::pop_back).
     ///
     /// # Examples
     ///
     /// ```
     /// let deque = dcache_collections::Deque::<i64>::temp()?;
     /// deque.extend([1, 2])?;
-    /// assert_eq!(deque.peek()?, 2);
+    /// assert_eq!(deque.pop_front()?, Some(1));
+    /// # Ok::<(), dcache_collections::Error>(())
+    /// ```
+    #[doc(alias = "popleft")]
+    pub fn pop_front(&self) -> Result<Option<T>> {
+        self.end(Side::Front, true)
+    }
+
+    /// The last element, left in place (python's `peek`); `None` when the deque is empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`pop_back`](Self::pop_back).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let deque = dcache_collections::Deque::<i64>::temp()?;
+    /// assert_eq!(deque.back()?, None);
+    /// deque.extend([1, 2])?;
+    /// assert_eq!(deque.back()?, Some(2));
     /// assert_eq!(deque.len()?, 2);
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
-    pub fn peek(&self) -> Result<T> {
-        self.end(Side::Back, false, "peek")
+    #[doc(alias = "peek")]
+    pub fn back(&self) -> Result<Option<T>> {
+        self.end(Side::Back, false)
     }
 
-    /// The first element, left in place (python's `peekleft`).
+    /// The first element, left in place (python's `peekleft`); `None` when the deque is
+    /// empty.
     ///
     /// # Errors
     ///
-    /// As [`pop`](Self::pop).
+    /// As [`pop_back`](Self::pop_back).
     ///
     /// # Examples
     ///
     /// ```
     /// let deque = dcache_collections::Deque::<i64>::temp()?;
     /// deque.extend([1, 2])?;
-    /// assert_eq!(deque.peekleft()?, 1);
+    /// assert_eq!(deque.front()?, Some(1));
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
-    pub fn peekleft(&self) -> Result<T> {
-        self.end(Side::Front, false, "peekleft")
+    #[doc(alias = "peekleft")]
+    pub fn front(&self) -> Result<Option<T>> {
+        self.end(Side::Front, false)
     }
 
-    fn end(&self, side: Side, remove: bool, operation: &'static str) -> Result<T> {
+    fn end(&self, side: Side, remove: bool) -> Result<Option<T>> {
         let found = if remove {
             self.cache.pull::<T>(None, side)?
         } else {
             self.cache.peek::<T>(None, side)?
         };
-        found
-            .map(|(_, entry)| entry.value)
-            .ok_or(Error::Empty { operation })
+        Ok(found.map(|(_, entry)| entry.value))
     }
 
-    /// The element at `index`; negative indexes count from the back (-1 is the last). One
-    /// query whatever the index (SQLite skips `index` keys of its key index).
+    /// The element at `index`; negative indexes count from the back (-1 is the last). `None`
+    /// when the index is outside `-len..len`, like [`VecDeque::get`](std::collections::VecDeque::get)
+    /// (python raises `IndexError`). One query whatever the index (SQLite skips `index` keys
+    /// of its key index).
     ///
     /// # Errors
     ///
-    /// [`Error::IndexOutOfRange`]; [`Error::WrongType`]; [`Error::Cache`].
+    /// [`Error::WrongType`]; [`Error::Cache`].
     ///
     /// # Examples
     ///
     /// ```
     /// let deque = dcache_collections::Deque::<String>::temp()?;
     /// deque.extend(["a", "b", "c"].map(String::from))?;
-    /// assert_eq!(deque.get(1)?, "b");
-    /// assert_eq!(deque.get(-3)?, "a");
-    /// assert!(deque.get(3).is_err());
+    /// assert_eq!(deque.get(1)?.as_deref(), Some("b"));
+    /// assert_eq!(deque.get(-3)?.as_deref(), Some("a"));
+    /// assert_eq!(deque.get(3)?, None);
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
-    pub fn get(&self, index: i64) -> Result<T> {
-        let (n, reverse) = Self::offset(index);
-        match self.cache.nth_sorted_item::<IgnoredAny, T>(n, reverse)? {
-            Some((_, value)) => Ok(value),
-            None => Err(self.out_of_range(index)),
-        }
+    #[doc(alias = "__getitem__")]
+    pub fn get(&self, index: i64) -> Result<Option<T>> {
+        let (n, order) = Self::offset(index);
+        Ok(self
+            .cache
+            .nth_sorted_item::<IgnoredAny, T>(n, order)?
+            .map(|(_, value)| value))
     }
 
-    /// Removes the element at `index` (python's `del deque[index]`), in one transaction.
-    /// To have the element too, `get` it first inside [`transact`](Self::transact).
+    /// Removes and returns the element at `index` (python's `del deque[index]`), in one
+    /// transaction; `None` (nothing removed) when the index is outside `-len..len`, like
+    /// [`VecDeque::remove`](std::collections::VecDeque::remove).
     ///
     /// # Errors
     ///
-    /// [`Error::IndexOutOfRange`]; [`Error::Cache`].
+    /// [`Error::WrongType`] if the element cannot be read as `T` (it is then kept);
+    /// [`Error::Cache`].
     ///
     /// # Examples
     ///
     /// ```
     /// let deque = dcache_collections::Deque::<i64>::temp()?;
     /// deque.extend([1, 2, 3, 4])?;
-    /// deque.remove_at(1)?;
-    /// deque.remove_at(-1)?;
+    /// assert_eq!(deque.remove_at(1)?, Some(2));
+    /// assert_eq!(deque.remove_at(-1)?, Some(4));
+    /// assert_eq!(deque.remove_at(2)?, None);
     /// assert!(deque.eq_items([1, 3])?);
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
-    pub fn remove_at(&self, index: i64) -> Result<()> {
-        let (n, reverse) = Self::offset(index);
+    #[doc(alias = "__delitem__")]
+    pub fn remove_at(&self, index: i64) -> Result<Option<T>> {
+        let (n, order) = Self::offset(index);
         self.transact(|d| {
-            let key = d
-                .cache
-                .nth_sorted_key::<i64>(n, reverse)?
-                .ok_or_else(|| d.out_of_range(index))?;
+            let Some((key, value)) = d.cache.nth_sorted_item::<i64, T>(n, order)? else {
+                return Ok(None);
+            };
             d.cache.delete(key)?;
-            Ok(())
+            Ok(Some(value))
         })
     }
 
@@ -749,7 +805,7 @@ impl<T: DeserializeOwned, D: DiskFormat> Deque<T, D> {
     #[must_use]
     pub fn iter(&self) -> Iter<T, D> {
         Iter {
-            inner: self.cache.sorted_items(false),
+            inner: self.cache.sorted_items(Order::Ascending),
         }
     }
 
@@ -767,7 +823,7 @@ impl<T: DeserializeOwned, D: DiskFormat> Deque<T, D> {
     #[must_use]
     pub fn iter_rev(&self) -> Iter<T, D> {
         Iter {
-            inner: self.cache.sorted_items(true),
+            inner: self.cache.sorted_items(Order::Descending),
         }
     }
 
@@ -781,7 +837,7 @@ impl<T: DeserializeOwned, D: DiskFormat> Deque<T, D> {
     ///
     /// ```
     /// let deque = dcache_collections::Deque::<String>::temp()?;
-    /// deque.append("a")?;
+    /// deque.push_back("a")?;
     /// assert!(deque.contains("a")?);
     /// assert!(!deque.contains("b")?);
     /// # Ok::<(), dcache_collections::Error>(())
@@ -847,7 +903,7 @@ impl<T: DeserializeOwned, D: DiskFormat> Deque<T, D> {
         T: PartialEq<Q>,
     {
         self.transact(|d| {
-            for item in d.cache.sorted_items::<i64, T>(false) {
+            for item in d.cache.sorted_items::<i64, T>(Order::Ascending) {
                 let (key, element) = item?;
                 if element == *value {
                     return Ok(d.cache.delete(key)?);
@@ -948,7 +1004,7 @@ impl<T: DeserializeOwned, D: DiskFormat> Deque<T, D> {
     ///
     /// let (a, b) = (Deque::<i64>::temp()?, Deque::<i64>::temp()?);
     /// a.extend([1, 2])?;
-    /// b.extendleft([2, 1])?;
+    /// b.extend_front([2, 1])?;
     /// assert!(a.eq_deque(&b)?);
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
@@ -1006,6 +1062,14 @@ impl<T: DeserializeOwned, D: DiskFormat> Deque<T, D> {
                 },
             }
         }
+    }
+}
+
+/// The key order that starts at `side`.
+fn order_from(side: Side) -> Order {
+    match side {
+        Side::Front => Order::Ascending,
+        Side::Back => Order::Descending,
     }
 }
 

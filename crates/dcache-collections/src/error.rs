@@ -7,20 +7,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A deque index is outside `-len..len`.
+    /// A deque index is outside `-len..len` where an element must be there
+    /// ([`Deque::set`](crate::Deque::set); reading or removing there is `Ok(None)`).
     #[error("deque index {index} out of range: {}", valid_indexes(*len))]
     IndexOutOfRange {
         /// The index asked for.
         index: i64,
         /// The deque's length when the index was looked up.
         len: u64,
-    },
-
-    /// `pop`, `popleft`, `peek` or `peekleft` on an empty deque.
-    #[error("{operation} from an empty deque; check `is_empty` first or add elements")]
-    Empty {
-        /// The operation (`"pop"`, `"popleft"`, `"peek"`, `"peekleft"`).
-        operation: &'static str,
     },
 
     /// A stored element, key or value cannot be read as the collection's Rust type.
@@ -125,7 +119,5 @@ mod tests {
             e.to_string(),
             "deque index -1 out of range: the deque is empty"
         );
-        let e = Error::Empty { operation: "pop" };
-        assert!(e.to_string().starts_with("pop from an empty deque"));
     }
 }

@@ -18,9 +18,13 @@ use crate::error::{Error, Result, TxError};
 /// `Index` and Rust's ordered maps. Keys are looked up by their encoded form (see
 /// [`Disk`]): `"a"` and `b"a"` differ, `1` and `1.0` are the same key.
 ///
-/// `K` and `V` are the key and value types: anything `serde` can write and read. Lookups take
-/// a borrowed form (`&str` for `String` keys). Data that cannot be read as `K` or `V` is
-/// [`Error::WrongType`].
+/// `K` and `V` are the key and value types: anything `serde` can write and read. As in
+/// [`HashMap`](std::collections::HashMap), keys are passed borrowed (`&str` for `String`
+/// keys) and values by value ([`insert`](Index::insert), [`setdefault`](Index::setdefault),
+/// [`push`](Index::push)). Data that cannot be read as `K` or `V` is [`Error::WrongType`].
+/// Python's `peekitem`/`popitem` are [`peek_item`](Index::peek_item)/[`pop_item`](Index::pop_item)
+/// with a [`Side`]; `index == mapping` is [`eq_map`](Index::eq_map),
+/// [`eq_pairs`](Index::eq_pairs) or [`eq_items`](Index::eq_items).
 ///
 /// The handle is cheap to clone (a clone shares the directory), `Send` and `Sync`. Like
 /// python's `Index`, operations wait for the write lock as long as it takes instead of
@@ -30,18 +34,20 @@ use crate::error::{Error, Result, TxError};
 ///
 /// ```
 /// use dcache_collections::Index;
+/// use dcache_core::Side;
 ///
 /// let dir = tempfile::tempdir()?;
 /// let index: Index<String, u32> = Index::open(dir.path())?;
-/// index.insert("b", &2)?;
-/// index.insert("a", &1)?;
-/// index.insert("b", &20)?; // keeps its place
+/// index.insert("b", 2)?;
+/// index.insert("a", 1)?;
+/// index.insert("b", 20)?; // keeps its place
 /// assert_eq!(index.get("b")?, Some(20));
 ///
 /// let keys: Vec<String> = index.keys().collect::<Result<_, _>>()?;
 /// assert_eq!(keys, ["b", "a"]);
-/// assert_eq!(index.popitem(true)?, Some(("a".to_owned(), 1)));
+/// assert_eq!(index.pop_item(Side::Back)?, Some(("a".to_owned(), 1)));
 /// assert_eq!(index.setdefault("c", 3)?, 3);
+/// assert!(index.eq_map(&std::collections::HashMap::from([("b".to_owned(), 20), ("c".to_owned(), 3)]))?);
 /// assert_eq!(index.len()?, 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -80,7 +86,7 @@ impl<K, V> Index<K, V, Disk> {
     /// ```
     /// let dir = tempfile::tempdir()?;
     /// let index = dcache_collections::Index::<String, i64>::open(dir.path())?;
-    /// index.insert("a", &1)?;
+    /// index.insert("a", 1)?;
     /// let again = dcache_collections::Index::<String, i64>::open(dir.path())?;
     /// assert_eq!(again.get("a")?, Some(1));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -102,7 +108,7 @@ impl<K, V> Index<K, V, Disk> {
     ///
     /// ```
     /// let index = dcache_collections::Index::<i64, String>::temp()?;
-    /// index.insert(&1, "one")?;
+    /// index.insert(&1, "one".to_owned())?;
     /// assert!(index.contains(&1)?);
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
@@ -111,6 +117,40 @@ impl<K, V> Index<K, V, Disk> {
             .eviction_policy(EvictionPolicy::None)
             .open_temp()?;
         Ok(Index::from_cache(cache))
+    }
+}
+
+impl<K: Serialize, V: Serialize> Index<K, V, Disk> {
+    /// Opens (creating if needed) the index in `dir` and stores `pairs`, in order, in one
+    /// transaction (python's `Index(directory, mapping)`, which updates what the directory
+    /// already holds).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open) and [`try_extend`](Self::try_extend); on an error while
+    /// storing, nothing is stored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dcache_collections::Index;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let index: Index<String, i64> =
+    ///     Index::open_with_items(dir.path(), [("b".to_owned(), 2), ("a".to_owned(), 1)])?;
+    /// assert!(index.eq_pairs([("b".to_owned(), 2), ("a".to_owned(), 1)])?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[doc(alias = "Index(directory, mapping)")]
+    pub fn open_with_items<I, A, B>(dir: impl AsRef<Path>, pairs: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = (A, B)>,
+        A: Borrow<K>,
+        B: Borrow<V>,
+    {
+        let index = Index::open(dir)?;
+        index.try_extend(pairs)?;
+        Ok(index)
     }
 }
 
@@ -147,7 +187,7 @@ impl<K, V, D: DiskFormat> Index<K, V, D> {
     ///
     /// ```
     /// let index = dcache_collections::Index::<String, i64>::temp()?;
-    /// index.insert("a", &1)?;
+    /// index.insert("a", 1)?;
     /// assert_eq!(index.cache().get::<i64>("a")?, Some(1));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -180,7 +220,7 @@ impl<K, V, D: DiskFormat> Index<K, V, D> {
     ///
     /// ```
     /// let index = dcache_collections::Index::<String, i64>::temp()?;
-    /// index.insert("a", &1)?;
+    /// index.insert("a", 1)?;
     /// assert_eq!(index.len()?, 1);
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
@@ -215,7 +255,7 @@ impl<K, V, D: DiskFormat> Index<K, V, D> {
     ///
     /// ```
     /// let index = dcache_collections::Index::<String, i64>::temp()?;
-    /// index.insert("a", &1)?;
+    /// index.insert("a", 1)?;
     /// index.clear()?;
     /// assert!(index.is_empty()?);
     /// # Ok::<(), dcache_collections::Error>(())
@@ -239,10 +279,10 @@ impl<K, V, D: DiskFormat> Index<K, V, D> {
     /// use dcache_collections::{Error, Index};
     ///
     /// let index = Index::<String, i64>::temp()?;
-    /// index.insert("balance", &10)?;
+    /// index.insert("balance", 10)?;
     /// index.transact(|ix| -> Result<(), Error> {
     ///     let balance = ix.get("balance")?.unwrap_or(0);
-    ///     ix.insert("balance", &(balance - 3))
+    ///     ix.insert("balance", balance - 3)
     /// })?;
     /// assert_eq!(index.get("balance")?, Some(7));
     /// # Ok::<(), Error>(())
@@ -283,7 +323,7 @@ impl<K, V, D: DiskFormat> Index<K, V, D> {
     ///
     /// ```
     /// let index = dcache_collections::Index::<String, i64>::temp()?;
-    /// index.insert("a", &1)?;
+    /// index.insert("a", 1)?;
     /// assert!(index.contains("a")?);
     /// assert!(!index.contains("b")?);
     /// # Ok::<(), dcache_collections::Error>(())
@@ -306,7 +346,7 @@ impl<K, V, D: DiskFormat> Index<K, V, D> {
     ///
     /// ```
     /// let index = dcache_collections::Index::<String, i64>::temp()?;
-    /// index.insert("a", &1)?;
+    /// index.insert("a", 1)?;
     /// assert!(index.remove("a")?);
     /// assert!(!index.remove("a")?);
     /// # Ok::<(), dcache_collections::Error>(())
@@ -321,7 +361,8 @@ impl<K, V, D: DiskFormat> Index<K, V, D> {
 
 impl<K, V: Serialize, D: DiskFormat> Index<K, V, D> {
     /// Stores `value` under `key` (python's `index[key] = value`). A new key goes last; an
-    /// existing one keeps its place.
+    /// existing one keeps its place. As in [`HashMap::insert`](std::collections::HashMap::insert)
+    /// the value is taken by value; the key is borrowed (`&str` for `String` keys).
     ///
     /// # Errors
     ///
@@ -331,22 +372,22 @@ impl<K, V: Serialize, D: DiskFormat> Index<K, V, D> {
     ///
     /// ```
     /// let index = dcache_collections::Index::<String, Vec<u8>>::temp()?;
-    /// index.insert("blob", &[1u8, 2, 3][..])?;
+    /// index.insert("blob", vec![1u8, 2, 3])?;
     /// assert_eq!(index.get("blob")?, Some(vec![1, 2, 3]));
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
-    pub fn insert<Q, W>(&self, key: &Q, value: &W) -> Result<()>
+    #[doc(alias = "__setitem__")]
+    pub fn insert<Q>(&self, key: &Q, value: V) -> Result<()>
     where
         Q: Serialize + ?Sized,
-        W: Serialize + ?Sized,
         K: Borrow<Q>,
-        V: Borrow<W>,
     {
-        Ok(self.cache.set(key, value)?)
+        Ok(self.cache.set(key, &value)?)
     }
 
     /// Stores every pair of `pairs`, in order, in one transaction (python's `update`). On an
-    /// error nothing is stored.
+    /// error nothing is stored. Takes owned pairs or borrowed ones (iterating a `&HashMap` or
+    /// `&BTreeMap` gives `(&K, &V)`).
     ///
     /// # Errors
     ///
@@ -364,6 +405,7 @@ impl<K, V: Serialize, D: DiskFormat> Index<K, V, D> {
     /// assert_eq!(index.len()?, 3);
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
+    #[doc(alias = "update")]
     pub fn try_extend<I, A, B>(&self, pairs: I) -> Result<()>
     where
         I: IntoIterator<Item = (A, B)>,
@@ -393,25 +435,17 @@ impl<K, V: Serialize, D: DiskFormat> Index<K, V, D> {
     /// use dcache_core::{QueueKey, Side};
     ///
     /// let index = dcache_collections::Index::<String, String>::temp()?;
-    /// let key = index.push("job", Some("jobs"), Side::Back)?;
+    /// let key = index.push("job".to_owned(), Some("jobs"), Side::Back)?;
     /// assert_eq!(key, QueueKey::Text("jobs-500000000000000".into()));
     /// assert_eq!(index.get("jobs-500000000000000")?.as_deref(), Some("job"));
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
-    pub fn push<W: Serialize + ?Sized>(
-        &self,
-        value: &W,
-        prefix: Option<&str>,
-        side: Side,
-    ) -> Result<QueueKey>
-    where
-        V: Borrow<W>,
-    {
+    pub fn push(&self, value: V, prefix: Option<&str>, side: Side) -> Result<QueueKey> {
         let mut opts = PushOptions::new().side(side);
         if let Some(p) = prefix {
             opts = opts.prefix(p);
         }
-        Ok(self.cache.push_with(value, opts)?)
+        Ok(self.cache.push_with(&value, opts)?)
     }
 }
 
@@ -456,7 +490,7 @@ impl<K, V: DeserializeOwned, D: DiskFormat> Index<K, V, D> {
     ///
     /// ```
     /// let index = dcache_collections::Index::<String, i64>::temp()?;
-    /// index.insert("a", &1)?;
+    /// index.insert("a", 1)?;
     /// assert_eq!(index.get("a")?, Some(1));
     /// assert_eq!(index.get("b")?, None);
     /// # Ok::<(), dcache_collections::Error>(())
@@ -480,7 +514,7 @@ impl<K, V: DeserializeOwned, D: DiskFormat> Index<K, V, D> {
     ///
     /// ```
     /// let index = dcache_collections::Index::<String, i64>::temp()?;
-    /// index.insert("a", &1)?;
+    /// index.insert("a", 1)?;
     /// assert_eq!(index.pop("a")?, Some(1));
     /// assert_eq!(index.pop("a")?.unwrap_or(-1), -1);
     /// # Ok::<(), dcache_collections::Error>(())
@@ -505,8 +539,8 @@ impl<K, V: DeserializeOwned, D: DiskFormat> Index<K, V, D> {
     /// use dcache_core::{QueueKey, Side};
     ///
     /// let index = dcache_collections::Index::<i64, String>::temp()?;
-    /// index.push("a", None, Side::Back)?;
-    /// index.push("b", None, Side::Back)?;
+    /// index.push("a".to_owned(), None, Side::Back)?;
+    /// index.push("b".to_owned(), None, Side::Back)?;
     /// assert_eq!(
     ///     index.pull(None, Side::Front)?,
     ///     Some((QueueKey::Int(500_000_000_000_000), "a".to_owned()))
@@ -532,7 +566,7 @@ impl<K, V: DeserializeOwned, D: DiskFormat> Index<K, V, D> {
     /// use dcache_core::Side;
     ///
     /// let index = dcache_collections::Index::<String, String>::temp()?;
-    /// index.push("a", Some("q"), Side::Back)?;
+    /// index.push("a".to_owned(), Some("q"), Side::Back)?;
     /// assert!(index.peek(Some("q"), Side::Front)?.is_some());
     /// assert_eq!(index.len()?, 1);
     /// # Ok::<(), dcache_collections::Error>(())
@@ -550,8 +584,8 @@ impl<K, V: DeserializeOwned, D: DiskFormat> Index<K, V, D> {
     ///
     /// ```
     /// let index = dcache_collections::Index::<String, i64>::temp()?;
-    /// index.insert("b", &2)?;
-    /// index.insert("a", &1)?;
+    /// index.insert("b", 2)?;
+    /// index.insert("a", 1)?;
     /// let values: Vec<i64> = index.values().collect::<Result<_, _>>()?;
     /// assert_eq!(values, [2, 1]);
     /// # Ok::<(), dcache_collections::Error>(())
@@ -569,8 +603,8 @@ impl<K, V: DeserializeOwned, D: DiskFormat> Index<K, V, D> {
     ///
     /// ```
     /// let index = dcache_collections::Index::<String, i64>::temp()?;
-    /// index.insert("b", &2)?;
-    /// index.insert("a", &1)?;
+    /// index.insert("b", 2)?;
+    /// index.insert("a", 1)?;
     /// let values: Vec<i64> = index.values_rev().collect::<Result<_, _>>()?;
     /// assert_eq!(values, [1, 2]);
     /// # Ok::<(), dcache_collections::Error>(())
@@ -590,8 +624,8 @@ impl<K: DeserializeOwned, V, D: DiskFormat> Index<K, V, D> {
     ///
     /// ```
     /// let index = dcache_collections::Index::<String, i64>::temp()?;
-    /// index.insert("b", &2)?;
-    /// index.insert("a", &1)?;
+    /// index.insert("b", 2)?;
+    /// index.insert("a", 1)?;
     /// let keys: Vec<String> = index.keys().collect::<Result<_, _>>()?;
     /// assert_eq!(keys, ["b", "a"]);
     /// # Ok::<(), dcache_collections::Error>(())
@@ -609,8 +643,8 @@ impl<K: DeserializeOwned, V, D: DiskFormat> Index<K, V, D> {
     ///
     /// ```
     /// let index = dcache_collections::Index::<String, i64>::temp()?;
-    /// index.insert("b", &2)?;
-    /// index.insert("a", &1)?;
+    /// index.insert("b", 2)?;
+    /// index.insert("a", 1)?;
     /// let keys: Vec<String> = index.keys_rev().collect::<Result<_, _>>()?;
     /// assert_eq!(keys, ["a", "b"]);
     /// # Ok::<(), dcache_collections::Error>(())
@@ -624,8 +658,9 @@ impl<K: DeserializeOwned, V, D: DiskFormat> Index<K, V, D> {
 }
 
 impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> Index<K, V, D> {
-    /// The first (`last = false`) or last entry in insertion order, left in place (python's
-    /// `peekitem`); `None` when the index is empty.
+    /// The oldest ([`Side::Front`]) or newest ([`Side::Back`]) entry in insertion order, left
+    /// in place; `None` when the index is empty. Python's `peekitem(last=True)` is
+    /// `peek_item(Side::Back)`.
     ///
     /// # Errors
     ///
@@ -634,23 +669,26 @@ impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> Index<K, V, D> {
     /// # Examples
     ///
     /// ```
+    /// use dcache_core::Side;
+    ///
     /// let index = dcache_collections::Index::<String, i64>::temp()?;
-    /// index.insert("a", &1)?;
-    /// index.insert("b", &2)?;
-    /// assert_eq!(index.peekitem(true)?, Some(("b".to_owned(), 2)));
-    /// assert_eq!(index.peekitem(false)?, Some(("a".to_owned(), 1)));
+    /// index.insert("a", 1)?;
+    /// index.insert("b", 2)?;
+    /// assert_eq!(index.peek_item(Side::Back)?, Some(("b".to_owned(), 2)));
+    /// assert_eq!(index.peek_item(Side::Front)?, Some(("a".to_owned(), 1)));
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
-    pub fn peekitem(&self, last: bool) -> Result<Option<(K, V)>> {
+    #[doc(alias = "peekitem")]
+    pub fn peek_item(&self, side: Side) -> Result<Option<(K, V)>> {
         Ok(self
             .cache
-            .peekitem::<K, V>(last)?
+            .peek_item::<K, V>(side)?
             .map(|(key, entry)| (key, entry.value)))
     }
 
-    /// Removes and returns the last (`last = true`, a stack) or first (a queue) entry in
-    /// insertion order, in one transaction (python's `popitem`); `None` when the index is
-    /// empty.
+    /// Removes and returns the newest ([`Side::Back`], a stack) or oldest ([`Side::Front`], a
+    /// queue) entry in insertion order, in one transaction; `None` when the index is empty.
+    /// Python's `popitem(last=True)` is `pop_item(Side::Back)`.
     ///
     /// # Errors
     ///
@@ -659,18 +697,21 @@ impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> Index<K, V, D> {
     /// # Examples
     ///
     /// ```
+    /// use dcache_core::Side;
+    ///
     /// let index = dcache_collections::Index::<String, i64>::temp()?;
-    /// index.insert("a", &1)?;
-    /// index.insert("b", &2)?;
-    /// assert_eq!(index.popitem(false)?, Some(("a".to_owned(), 1)));
-    /// assert_eq!(index.popitem(true)?, Some(("b".to_owned(), 2)));
-    /// assert_eq!(index.popitem(true)?, None);
+    /// index.insert("a", 1)?;
+    /// index.insert("b", 2)?;
+    /// assert_eq!(index.pop_item(Side::Front)?, Some(("a".to_owned(), 1)));
+    /// assert_eq!(index.pop_item(Side::Back)?, Some(("b".to_owned(), 2)));
+    /// assert_eq!(index.pop_item(Side::Back)?, None);
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
-    pub fn popitem(&self, last: bool) -> Result<Option<(K, V)>> {
+    #[doc(alias = "popitem")]
+    pub fn pop_item(&self, side: Side) -> Result<Option<(K, V)>> {
         Ok(self
             .cache
-            .popitem::<K, V>(last)?
+            .pop_item::<K, V>(side)?
             .map(|(key, entry)| (key, entry.value)))
     }
 
@@ -680,8 +721,8 @@ impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> Index<K, V, D> {
     ///
     /// ```
     /// let index = dcache_collections::Index::<String, i64>::temp()?;
-    /// index.insert("b", &2)?;
-    /// index.insert("a", &1)?;
+    /// index.insert("b", 2)?;
+    /// index.insert("a", 1)?;
     /// let items: Vec<(String, i64)> = index.items().collect::<Result<_, _>>()?;
     /// assert_eq!(items, [("b".to_owned(), 2), ("a".to_owned(), 1)]);
     /// for item in &index {
@@ -704,7 +745,7 @@ impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> Index<K, V, D> {
     ///
     /// ```
     /// let index = dcache_collections::Index::<String, i64>::temp()?;
-    /// index.insert("a", &1)?;
+    /// index.insert("a", 1)?;
     /// assert_eq!(index.iter().count(), 1);
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
@@ -719,8 +760,8 @@ impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> Index<K, V, D> {
     ///
     /// ```
     /// let index = dcache_collections::Index::<String, i64>::temp()?;
-    /// index.insert("b", &2)?;
-    /// index.insert("a", &1)?;
+    /// index.insert("b", 2)?;
+    /// index.insert("a", 1)?;
     /// let first = index.items_rev().next().transpose()?;
     /// assert_eq!(first, Some(("a".to_owned(), 1)));
     /// # Ok::<(), dcache_collections::Error>(())
@@ -745,13 +786,13 @@ impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> Index<K, V, D> {
     /// use dcache_collections::Index;
     ///
     /// let (a, b) = (Index::<String, i64>::temp()?, Index::<String, i64>::temp()?);
-    /// a.insert("x", &1)?;
-    /// a.insert("y", &2)?;
-    /// b.insert("y", &2)?;
-    /// b.insert("x", &1)?;
+    /// a.insert("x", 1)?;
+    /// a.insert("y", 2)?;
+    /// b.insert("y", 2)?;
+    /// b.insert("x", 1)?;
     /// assert!(!a.eq_items(&b)?, "same entries, other order");
     /// b.remove("y")?;
-    /// b.insert("y", &2)?;
+    /// b.insert("y", 2)?;
     /// assert!(a.eq_items(&b)?);
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
@@ -768,6 +809,96 @@ impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> Index<K, V, D> {
                 _ => return Ok(false),
             }
         }
+    }
+
+    /// Whether the entries equal `pairs` in the same order: python's `index == ordered_dict`,
+    /// which is order-sensitive. Pass owned pairs or borrowed ones (a `&Vec<(K, V)>` is
+    /// `.iter().map(|(k, v)| (k, v))`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongType`] if an entry cannot be read as `K` and `V`; [`Error::Cache`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let index = dcache_collections::Index::<String, i64>::temp()?;
+    /// index.insert("a", 1)?;
+    /// index.insert("b", 2)?;
+    /// assert!(index.eq_pairs([("a".to_owned(), 1), ("b".to_owned(), 2)])?);
+    /// assert!(!index.eq_pairs([("b".to_owned(), 2), ("a".to_owned(), 1)])?);
+    /// assert!(!index.eq_pairs([("a".to_owned(), 1)])?);
+    /// # Ok::<(), dcache_collections::Error>(())
+    /// ```
+    #[doc(alias = "__eq__")]
+    pub fn eq_pairs<I, A, B>(&self, pairs: I) -> Result<bool>
+    where
+        I: IntoIterator<Item = (A, B)>,
+        A: Borrow<K>,
+        B: Borrow<V>,
+        K: PartialEq,
+        V: PartialEq,
+    {
+        let mut mine = self.items();
+        for (key, value) in pairs {
+            match mine.next().transpose()? {
+                Some((k, v)) if k == *key.borrow() && v == *value.borrow() => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(mine.next().transpose()?.is_none())
+    }
+}
+
+impl<K: Serialize, V: DeserializeOwned + PartialEq, D: DiskFormat> Index<K, V, D> {
+    /// Whether the index holds exactly the entries of `map`, in any order: python's
+    /// `index == mapping` for a mapping that is not ordered (a `dict`). `map` yields
+    /// `(key, value)` pairs with distinct keys: a `&HashMap<K, V>`, a `&BTreeMap<K, V>`, or
+    /// owned pairs; a key given twice makes the comparison false.
+    ///
+    /// One lookup per entry of `map` (each a query), not a read of the whole index.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongType`] if a stored value cannot be read as `V`; [`Error::Cache`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    ///
+    /// let index = dcache_collections::Index::<String, i64>::temp()?;
+    /// index.insert("a", 1)?;
+    /// index.insert("b", 2)?;
+    /// let map = HashMap::from([("b".to_owned(), 2), ("a".to_owned(), 1)]);
+    /// assert!(index.eq_map(&map)?);
+    /// assert!(!index.eq_map(&HashMap::from([("a".to_owned(), 1)]))?);
+    /// assert!(!index.eq_map([("a".to_owned(), 1), ("b".to_owned(), 3)])?);
+    /// # Ok::<(), dcache_collections::Error>(())
+    /// ```
+    #[doc(alias = "__eq__")]
+    pub fn eq_map<I, A, B>(&self, map: I) -> Result<bool>
+    where
+        I: IntoIterator<Item = (A, B)>,
+        A: Borrow<K>,
+        B: Borrow<V>,
+    {
+        let len = self.len()?;
+        let mut rows = std::collections::HashSet::new();
+        for (key, value) in map {
+            // The row id tells a key given twice from two keys.
+            let Some(info) = self.cache.entry_info(key.borrow())? else {
+                return Ok(false);
+            };
+            if !rows.insert(info.rowid) || u64::try_from(rows.len()).unwrap_or(u64::MAX) > len {
+                return Ok(false);
+            }
+            match self.cache.get::<V>(key.borrow())? {
+                Some(v) if v == *value.borrow() => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX) == len)
     }
 }
 

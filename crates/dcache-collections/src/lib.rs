@@ -13,14 +13,14 @@
 //!
 //! // A work queue that survives restarts and is shared by processes.
 //! let jobs: Deque<String> = Deque::open(dir.path().join("jobs"))?;
-//! jobs.append("build")?;
-//! jobs.append("test")?;
-//! assert_eq!(jobs.popleft()?, "build");
+//! jobs.push_back("build")?;
+//! jobs.push_back("test")?;
+//! assert_eq!(jobs.pop_front()?.as_deref(), Some("build"));
 //!
 //! // A persistent, insertion-ordered map.
 //! let users: Index<u32, String> = Index::open(dir.path().join("users"))?;
-//! users.insert(&7, "ada")?;
-//! users.insert(&3, "grace")?;
+//! users.insert(&7, "ada".to_owned())?;
+//! users.insert(&3, "grace".to_owned())?;
 //! let names: Vec<String> = users.values().collect::<Result<_, _>>()?;
 //! assert_eq!(names, ["ada", "grace"]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -36,10 +36,20 @@
 //!
 //! # Errors
 //!
-//! Every operation returns [`Result`]: I/O and SQLite failures, an index out of range, a pop
-//! from an empty deque and data stored with another type are typed [`Error`]s. Iterators
-//! yield `Result`s; comparisons are methods returning `Result<bool>` (`eq_items`) rather than
-//! `PartialEq`, which could not report a failed read.
+//! Every operation returns [`Result`]: I/O and SQLite failures and data stored with another
+//! type are typed [`Error`]s. Where "nothing there" is normal (a pop from an empty deque, an
+//! index past the end, a missing key) the answer is `Ok(None)`, as in `VecDeque` and
+//! `HashMap`. Iterators yield `Result`s; comparisons are methods returning `Result<bool>`
+//! (`eq_items`, `eq_map`, `eq_pairs`) rather than `PartialEq`, which could not report a failed
+//! read.
+//!
+//! # Names
+//!
+//! The Rust names follow `VecDeque` and `HashMap`; python's names are search aliases and are
+//! named in each method's docs: `append` is [`Deque::push_back`], `popleft`
+//! [`Deque::pop_front`], `peekleft` [`Deque::front`], `Index.popitem(last)`
+//! [`Index::pop_item`] with a [`Side`](dcache_core::Side), `Index.update`
+//! [`Index::try_extend`].
 //!
 //! # Crate features
 //!

@@ -4,6 +4,7 @@ use std::cmp::Ordering;
 
 use dcache_collections::{Deque, Error};
 use dcache_core::{Cache, EvictionPolicy, JsonDisk, MsgpackDisk, QUEUE_START, Side};
+use dcache_core::{CheckMode, Order};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -13,16 +14,16 @@ fn elements<T: serde::de::DeserializeOwned>(d: &Deque<T>) -> Result<Vec<T>, Erro
 
 /// The (key, element) pairs, in key order, read straight from the cache.
 fn keyed(d: &Deque<i64>) -> Result<Vec<(i64, i64)>, dcache_core::Error> {
-    d.cache().sorted_items(false).collect()
+    d.cache().sorted_items(Order::Ascending).collect()
 }
 
 #[test]
 fn append_and_appendleft_use_pythons_queue_keys() -> TestResult {
     let d = Deque::<i64>::temp()?;
-    d.append(&1)?;
-    d.append(&2)?;
-    d.appendleft(&0)?;
-    d.appendleft(&-1)?;
+    d.push_back(&1)?;
+    d.push_back(&2)?;
+    d.push_front(&0)?;
+    d.push_front(&-1)?;
     let s = QUEUE_START;
     assert_eq!(keyed(&d)?, [(s - 2, -1), (s - 1, 0), (s, 1), (s + 1, 2)]);
     assert_eq!(d.len()?, 4);
@@ -52,30 +53,31 @@ fn temp_deques_remove_their_directory_with_the_last_handle() -> TestResult {
     let copy = d.clone();
     drop(d);
     assert!(dir.exists(), "a clone still holds it");
-    copy.append(&1)?;
+    copy.push_back(&1)?;
     drop(copy);
     assert!(!dir.exists());
     Ok(())
 }
 
 #[test]
-fn pop_peek_and_their_left_forms() -> TestResult {
+fn pop_and_peek_at_both_ends_and_none_when_empty() -> TestResult {
     let d = Deque::<i64>::temp()?;
     d.extend([1, 2, 3])?;
-    assert_eq!(d.peek()?, 3);
-    assert_eq!(d.peekleft()?, 1);
+    assert_eq!(d.back()?, Some(3));
+    assert_eq!(d.front()?, Some(1));
     assert_eq!(d.len()?, 3);
-    assert_eq!(d.pop()?, 3);
-    assert_eq!(d.popleft()?, 1);
-    assert_eq!(d.pop()?, 2);
+    assert_eq!(d.pop_back()?, Some(3));
+    assert_eq!(d.pop_front()?, Some(1));
+    assert_eq!(d.pop_back()?, Some(2));
+    // An empty deque is normal, as for `VecDeque`: `Ok(None)`, not an error.
     for (result, op) in [
-        (d.pop(), "pop"),
-        (d.popleft(), "popleft"),
-        (d.peek(), "peek"),
-        (d.peekleft(), "peekleft"),
+        (d.pop_back(), "pop_back"),
+        (d.pop_front(), "pop_front"),
+        (d.back(), "back"),
+        (d.front(), "front"),
     ] {
         match result {
-            Err(Error::Empty { operation }) => assert_eq!(operation, op),
+            Ok(None) => {}
             other => panic!("{op} on an empty deque gave {other:?}"),
         }
     }
@@ -101,17 +103,17 @@ fn extend_and_extendleft_are_one_transaction_each() -> TestResult {
     let d = Deque::<i64>::temp()?;
     d.extend([3, 4])?;
     let borrowed: &[i64] = &[2, 1];
-    d.extendleft(borrowed)?;
+    d.extend_front(borrowed)?;
     assert_eq!(elements(&d)?, [1, 2, 3, 4]);
     d.extend(Vec::<i64>::new())?;
     assert_eq!(d.len()?, 4);
     // A failure half way leaves nothing behind.
     let flaky = Deque::<Flaky>::temp()?;
-    flaky.append(&Flaky(false))?;
+    flaky.push_back(&Flaky(false))?;
     let r = flaky.extend([Flaky(false), Flaky(true), Flaky(false)]);
     assert!(matches!(r, Err(Error::Cache(_))), "{r:?}");
     assert_eq!(flaky.len()?, 1);
-    assert!(flaky.extendleft([Flaky(false), Flaky(true)]).is_err());
+    assert!(flaky.extend_front([Flaky(false), Flaky(true)]).is_err());
     assert_eq!(flaky.len()?, 1);
     Ok(())
 }
@@ -121,19 +123,21 @@ fn a_failing_transaction_rolls_back_every_element() -> TestResult {
     let d = Deque::<i64>::temp()?;
     d.extend([1, 2])?;
     let r: Result<(), Error> = d.transact(|d| {
-        d.append(&3)?;
-        d.popleft()?;
+        d.push_back(&3)?;
+        d.pop_front()?;
         d.rotate(1)?;
-        Err(Error::Empty { operation: "test" })
+        Err(Error::IndexOutOfRange { index: 7, len: 0 })
     });
-    assert!(matches!(r, Err(Error::Empty { operation: "test" })));
+    assert!(matches!(r, Err(Error::IndexOutOfRange { index: 7, .. })));
     assert_eq!(elements(&d)?, [1, 2]);
-    let moved: i64 = d.transact(|d| -> Result<i64, Error> {
-        let v = d.popleft()?;
-        d.append(&v)?;
+    let moved = d.transact(|d| -> Result<Option<i64>, Error> {
+        let v = d.pop_front()?;
+        if let Some(v) = v {
+            d.push_back(&v)?;
+        }
         Ok(v)
     })?;
-    assert_eq!(moved, 1);
+    assert_eq!(moved, Some(1));
     assert_eq!(elements(&d)?, [2, 1]);
     Ok(())
 }
@@ -142,40 +146,31 @@ fn a_failing_transaction_rolls_back_every_element() -> TestResult {
 fn indexes_count_from_both_ends() -> TestResult {
     let d = Deque::<String>::temp()?;
     d.extend(["a", "b", "c", "d"].map(String::from))?;
-    assert_eq!(d.get(0)?, "a");
-    assert_eq!(d.get(3)?, "d");
-    assert_eq!(d.get(-1)?, "d");
-    assert_eq!(d.get(-4)?, "a");
+    assert_eq!(d.get(0)?.as_deref(), Some("a"));
+    assert_eq!(d.get(3)?.as_deref(), Some("d"));
+    assert_eq!(d.get(-1)?.as_deref(), Some("d"));
+    assert_eq!(d.get(-4)?.as_deref(), Some("a"));
     for bad in [4, 100, -5, i64::MIN, i64::MAX] {
-        match d.get(bad) {
+        // Reading or removing past the ends is `Ok(None)`, as `VecDeque::get`/`remove`.
+        assert_eq!(d.get(bad)?, None, "get({bad})");
+        match d.set(bad, "x") {
             Err(Error::IndexOutOfRange { index, len }) => assert_eq!((index, len), (bad, 4)),
-            other => panic!("get({bad}) gave {other:?}"),
+            other => panic!("set({bad}) gave {other:?}"),
         }
-        assert!(matches!(
-            d.set(bad, "x"),
-            Err(Error::IndexOutOfRange { .. })
-        ));
-        assert!(matches!(
-            d.remove_at(bad),
-            Err(Error::IndexOutOfRange { .. })
-        ));
+        assert_eq!(d.remove_at(bad)?, None, "remove_at({bad})");
     }
+    assert_eq!(d.len()?, 4, "nothing removed");
     d.set(1, "B")?;
     d.set(-2, "C")?;
     assert_eq!(elements(&d)?, ["a", "B", "C", "d"]);
-    d.remove_at(-1)?;
-    d.remove_at(0)?;
+    assert_eq!(d.remove_at(-1)?.as_deref(), Some("d"));
+    assert_eq!(d.remove_at(0)?.as_deref(), Some("a"));
     assert_eq!(elements(&d)?, ["B", "C"]);
-    assert_eq!(d.get(1)?, "C");
+    assert_eq!(d.get(1)?.as_deref(), Some("C"));
     let empty = Deque::<i64>::temp()?;
-    assert!(matches!(
-        empty.get(0),
-        Err(Error::IndexOutOfRange { index: 0, len: 0 })
-    ));
-    assert!(matches!(
-        empty.get(-1),
-        Err(Error::IndexOutOfRange { index: -1, len: 0 })
-    ));
+    assert_eq!(empty.get(0)?, None);
+    assert_eq!(empty.get(-1)?, None);
+    assert_eq!(empty.remove_at(0)?, None);
     Ok(())
 }
 
@@ -186,11 +181,11 @@ fn set_keeps_the_element_key_and_handles_value_files() -> TestResult {
     d.extend(["a", "b", "c"].map(String::from))?;
     let big = "x".repeat(100_000);
     d.set(1, big.as_str())?;
-    assert_eq!(d.get(1)?, big);
+    assert_eq!(d.get(1)?, Some(big));
     d.set(1, "small")?;
     assert_eq!(elements(&d)?, ["a", "small", "c"]);
     assert!(
-        d.cache().check(false)?.is_empty(),
+        d.cache().check(CheckMode::Report)?.is_empty(),
         "the old value file is gone"
     );
     Ok(())
@@ -234,8 +229,8 @@ fn reverse_in_place() -> TestResult {
     d.remove_at(2)?;
     d.reverse()?;
     assert_eq!(elements(&d)?, [0, 1, 2, 3, 5, 6]);
-    assert_eq!(d.peekleft()?, 0);
-    assert_eq!(d.pop()?, 6);
+    assert_eq!(d.front()?, Some(0));
+    assert_eq!(d.pop_back()?, Some(6));
     Ok(())
 }
 
@@ -268,7 +263,7 @@ fn iteration_both_ways_across_pages_tolerates_concurrent_removal() -> TestResult
     // Another handle removes elements past the first page while we iterate.
     let other = d.clone();
     for _ in 0..100 {
-        other.pop()?;
+        other.pop_back()?;
     }
     other.remove_at(200)?;
     let rest: Vec<i64> = it.collect::<Result<_, _>>()?;
@@ -308,10 +303,10 @@ fn comparisons_with_slices_and_other_deques() -> TestResult {
             .eviction_policy(EvictionPolicy::None)
             .open_temp()?,
     );
-    e.extendleft([3, 2, 1])?;
+    e.extend_front([3, 2, 1])?;
     assert!(d.eq_deque(&e)?);
     assert_eq!(d.cmp_deque(&e)?, Some(Ordering::Equal));
-    e.append(&0)?;
+    e.push_back(&0)?;
     assert!(!d.eq_deque(&e)?);
     assert_eq!(d.cmp_deque(&e)?, Some(Ordering::Less));
     assert_eq!(e.cmp_deque(&d)?, Some(Ordering::Greater));
@@ -329,11 +324,11 @@ fn maxlen_trims_the_opposite_end_on_push() -> TestResult {
     assert_eq!(d.maxlen(), Some(3));
     d.extend(0..5)?;
     assert_eq!(elements(&d)?, [2, 3, 4]);
-    d.append(&5)?;
+    d.push_back(&5)?;
     assert_eq!(elements(&d)?, [3, 4, 5]);
-    d.appendleft(&2)?;
+    d.push_front(&2)?;
     assert_eq!(elements(&d)?, [2, 3, 4], "appendleft drops from the back");
-    d.extendleft([1, 0])?;
+    d.extend_front([1, 0])?;
     assert_eq!(elements(&d)?, [0, 1, 2]);
     // Python trims one element per append; this handle trims down to maxlen even when
     // another handle made the deque longer.
@@ -341,7 +336,7 @@ fn maxlen_trims_the_opposite_end_on_push() -> TestResult {
     assert_eq!(unbounded.maxlen(), None);
     unbounded.extend(10..15)?;
     assert_eq!(unbounded.len()?, 8);
-    d.append(&99)?;
+    d.push_back(&99)?;
     assert_eq!(elements(&d)?, [13, 14, 99]);
     Ok(())
 }
@@ -349,7 +344,7 @@ fn maxlen_trims_the_opposite_end_on_push() -> TestResult {
 #[test]
 fn lowering_maxlen_trims_from_the_left_and_is_per_handle() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let mut d: Deque<i64> = Deque::open(dir.path())?;
+    let d: Deque<i64> = Deque::open(dir.path())?;
     d.extend(0..10)?;
     d.set_maxlen(Some(20))?;
     assert_eq!(d.len()?, 10);
@@ -357,7 +352,7 @@ fn lowering_maxlen_trims_from_the_left_and_is_per_handle() -> TestResult {
     assert_eq!(elements(&d)?, [6, 7, 8, 9]);
     d.set_maxlen(Some(0))?;
     assert!(d.is_empty()?);
-    d.append(&1)?;
+    d.push_back(&1)?;
     assert!(d.is_empty()?, "maxlen 0 keeps nothing");
     d.set_maxlen(None)?;
     d.extend(0..3)?;
@@ -375,15 +370,59 @@ fn lowering_maxlen_trims_from_the_left_and_is_per_handle() -> TestResult {
 }
 
 #[test]
+fn set_maxlen_through_a_shared_reference_trims_and_is_send_and_sync() -> TestResult {
+    fn shared<T: Send + Sync>(_: &T) {}
+    let d = std::sync::Arc::new(Deque::<i64>::temp()?);
+    shared(&d);
+    d.extend(0..6)?;
+    let other = std::sync::Arc::clone(&d);
+    std::thread::spawn(move || other.set_maxlen(Some(2)))
+        .join()
+        .map_err(|_| "thread panicked")??;
+    assert_eq!(
+        d.maxlen(),
+        Some(2),
+        "the setting is seen through every reference"
+    );
+    assert_eq!(
+        elements(&d)?,
+        [4, 5],
+        "trimmed from the front, as python's setter"
+    );
+    d.push_back(&6)?;
+    assert_eq!(elements(&d)?, [5, 6]);
+    Ok(())
+}
+
+#[test]
+fn open_with_items_adds_to_what_is_there_in_one_call() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let d: Deque<String> = Deque::open_with_items(dir.path(), ["a", "b"].map(String::from))?;
+    assert_eq!(elements(&d)?, ["a", "b"]);
+    // As python's `Deque(iterable, directory)`: an existing deque is extended.
+    let again: Deque<String> = Deque::open_with_items(dir.path(), vec!["c".to_owned()])?;
+    assert_eq!(elements(&again)?, ["a", "b", "c"]);
+    // One transaction: a value that fails to encode leaves nothing behind.
+    let flaky_dir = tempfile::tempdir()?;
+    let r = Deque::<Flaky>::open_with_items(flaky_dir.path(), [Flaky(false), Flaky(true)]);
+    assert!(r.is_err());
+    assert!(Deque::<Flaky>::open(flaky_dir.path())?.is_empty()?);
+    Ok(())
+}
+
+#[test]
 fn clear_removes_everything() -> TestResult {
     let d = Deque::<i64>::temp()?;
     d.extend(0..250)?;
     d.clear()?;
     assert!(d.is_empty()?);
-    assert!(matches!(d.pop(), Err(Error::Empty { .. })));
-    d.append(&1)?;
+    assert_eq!(d.pop_back()?, None);
+    d.push_back(&1)?;
     assert_eq!(
-        d.cache().sorted_keys::<i64>(false).next().transpose()?,
+        d.cache()
+            .sorted_keys::<i64>(Order::Ascending)
+            .next()
+            .transpose()?,
         Some(QUEUE_START)
     );
     Ok(())
@@ -392,16 +431,16 @@ fn clear_removes_everything() -> TestResult {
 #[test]
 fn elements_of_another_type_are_typed_errors_and_stay() -> TestResult {
     let d = Deque::<String>::temp()?;
-    d.append("text")?;
+    d.push_back("text")?;
     let ints = Deque::<i64>::from_cache(d.cache().clone());
-    for result in [ints.pop(), ints.popleft(), ints.peek(), ints.get(0)] {
+    for result in [ints.pop_back(), ints.pop_front(), ints.back(), ints.get(0)] {
         assert!(matches!(result, Err(Error::WrongType { .. })), "{result:?}");
     }
     assert!(matches!(ints.contains(&1), Err(Error::WrongType { .. })));
     let first = ints.iter().next();
     assert!(matches!(first, Some(Err(Error::WrongType { .. }))));
     assert_eq!(d.len()?, 1, "a failed pop keeps the element");
-    let message = ints.pop().unwrap_err().to_string();
+    let message = ints.pop_back().unwrap_err().to_string();
     assert!(message.contains("wrong element type"), "{message}");
     Ok(())
 }
@@ -413,11 +452,11 @@ fn deques_work_on_other_disks_and_structured_elements() -> TestResult {
         .eviction_policy(EvictionPolicy::None)
         .open_temp()?;
     let d: Deque<(String, Vec<u32>), MsgpackDisk> = Deque::from_cache(cache);
-    d.append(&("a".to_owned(), vec![1, 2]))?;
-    d.appendleft(&("z".to_owned(), vec![]))?;
-    assert_eq!(d.get(-1)?, ("a".to_owned(), vec![1, 2]));
+    d.push_back(&("a".to_owned(), vec![1, 2]))?;
+    d.push_front(&("z".to_owned(), vec![]))?;
+    assert_eq!(d.get(-1)?, Some(("a".to_owned(), vec![1, 2])));
     d.set(0, &("y".to_owned(), vec![9]))?;
-    assert_eq!(d.popleft()?.0, "y");
+    assert_eq!(d.pop_front()?.map(|e| e.0).as_deref(), Some("y"));
     let debug = format!("{d:?}");
     assert!(debug.starts_with("Deque { directory: "), "{debug}");
     assert!(debug.contains("maxlen: None"), "{debug}");
@@ -434,8 +473,8 @@ fn json_disk_deques_push_and_pop_but_cannot_read_their_integer_keys() -> TestRes
         .open_temp()?;
     let d: Deque<Vec<u32>, JsonDisk> = Deque::from_cache(cache);
     d.extend([vec![1], vec![2]])?;
-    assert_eq!(d.peek()?, [2]);
-    assert_eq!(d.popleft()?, [1]);
+    assert_eq!(d.back()?, Some(vec![2]));
+    assert_eq!(d.pop_front()?, Some(vec![1]));
     assert!(matches!(
         d.get(0),
         Err(Error::Cache(dcache_core::Error::Disk(_)))
@@ -469,14 +508,16 @@ fn from_cache_retries_instead_of_timing_out() -> TestResult {
         })
     };
     locked_rx.recv()?;
-    d.append(&1)?; // waits for the lock instead of failing
+    d.push_back(&1)?; // waits for the lock instead of failing
     holder.join().map_err(|_| "holder panicked")??;
     assert_eq!(d.len()?, 2);
     Ok(())
 }
 
 #[test]
-fn side_is_reexported_for_index_queues() {
-    // The Deque's ends are python's queue sides.
-    assert_eq!(Side::default(), Side::Back);
+fn push_options_push_to_the_back_like_python() {
+    // `Side` has no default (python's push and pull default to opposite ends); the push
+    // options keep python's `push(side='back')`.
+    assert_eq!(dcache_core::PushOptions::new().side, Side::Back);
+    assert_eq!(dcache_core::PushOptions::default().side, Side::Back);
 }

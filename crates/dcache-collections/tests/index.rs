@@ -23,8 +23,8 @@ fn pair(k: &str, v: i64) -> (String, i64) {
 fn insert_get_contains_remove() -> TestResult {
     let ix = Index::<String, i64>::temp()?;
     assert!(ix.is_empty()?);
-    ix.insert("a", &1)?;
-    ix.insert("b", &2)?;
+    ix.insert("a", 1)?;
+    ix.insert("b", 2)?;
     assert_eq!(ix.get("a")?, Some(1));
     assert_eq!(ix.get("z")?, None);
     assert!(ix.contains("b")?);
@@ -35,7 +35,7 @@ fn insert_get_contains_remove() -> TestResult {
     assert_eq!(ix.len()?, 1);
     // Owned keys work too.
     let key = String::from("c");
-    ix.insert(&key, &3)?;
+    ix.insert(&key, 3)?;
     assert_eq!(ix.get(&key)?, Some(3));
     Ok(())
 }
@@ -44,9 +44,9 @@ fn insert_get_contains_remove() -> TestResult {
 fn insertion_order_is_kept_and_overwrites_keep_their_place() -> TestResult {
     let ix = Index::<String, i64>::temp()?;
     for (i, k) in ["d", "b", "a", "c"].iter().enumerate() {
-        ix.insert(*k, &(i as i64))?;
+        ix.insert(*k, i as i64)?;
     }
-    ix.insert("b", &10)?;
+    ix.insert("b", 10)?;
     assert_eq!(
         items(&ix)?,
         [pair("d", 0), pair("b", 10), pair("a", 2), pair("c", 3)]
@@ -63,7 +63,7 @@ fn insertion_order_is_kept_and_overwrites_keep_their_place() -> TestResult {
     assert_eq!(rev[0], pair("c", 3));
     // Removing and inserting again moves a key to the end.
     ix.remove("d")?;
-    ix.insert("d", &4)?;
+    ix.insert("d", 4)?;
     let keys: Vec<String> = (&ix)
         .into_iter()
         .map(|r| r.map(|(k, _)| k))
@@ -90,7 +90,7 @@ fn setdefault_and_pop_with_a_default() -> TestResult {
     let ix = Index::<String, i64>::temp()?;
     assert_eq!(ix.setdefault("a", 0)?, 0);
     assert_eq!(ix.setdefault("a", 5)?, 0);
-    ix.insert("a", &7)?;
+    ix.insert("a", 7)?;
     assert_eq!(ix.setdefault("a", 5)?, 7);
     assert_eq!(ix.pop("a")?, Some(7));
     assert_eq!(ix.pop("a")?, None);
@@ -100,18 +100,18 @@ fn setdefault_and_pop_with_a_default() -> TestResult {
 }
 
 #[test]
-fn popitem_and_peekitem_from_both_ends() -> TestResult {
+fn pop_item_and_peek_item_from_both_ends() -> TestResult {
     let ix = Index::<String, i64>::temp()?;
-    assert_eq!(ix.peekitem(true)?, None);
-    assert_eq!(ix.popitem(false)?, None);
+    assert_eq!(ix.peek_item(Side::Back)?, None);
+    assert_eq!(ix.pop_item(Side::Front)?, None);
     ix.try_extend([pair("a", 1), pair("b", 2), pair("c", 3)])?;
-    assert_eq!(ix.peekitem(true)?, Some(pair("c", 3)));
-    assert_eq!(ix.peekitem(false)?, Some(pair("a", 1)));
+    assert_eq!(ix.peek_item(Side::Back)?, Some(pair("c", 3)));
+    assert_eq!(ix.peek_item(Side::Front)?, Some(pair("a", 1)));
     assert_eq!(ix.len()?, 3);
-    assert_eq!(ix.popitem(true)?, Some(pair("c", 3)));
-    assert_eq!(ix.popitem(false)?, Some(pair("a", 1)));
-    assert_eq!(ix.popitem(true)?, Some(pair("b", 2)));
-    assert_eq!(ix.popitem(true)?, None);
+    assert_eq!(ix.pop_item(Side::Back)?, Some(pair("c", 3)));
+    assert_eq!(ix.pop_item(Side::Front)?, Some(pair("a", 1)));
+    assert_eq!(ix.pop_item(Side::Back)?, Some(pair("b", 2)));
+    assert_eq!(ix.pop_item(Side::Back)?, None);
     Ok(())
 }
 
@@ -119,19 +119,19 @@ fn popitem_and_peekitem_from_both_ends() -> TestResult {
 fn queue_operations_use_pythons_keys() -> TestResult {
     let ix = Index::<String, String>::temp()?;
     assert_eq!(
-        ix.push("apples", None, Side::Back)?,
+        ix.push("apples".to_owned(), None, Side::Back)?,
         QueueKey::Int(500_000_000_000_000)
     );
     assert_eq!(
-        ix.push("beans", None, Side::Back)?,
+        ix.push("beans".to_owned(), None, Side::Back)?,
         QueueKey::Int(500_000_000_000_001)
     );
     assert_eq!(
-        ix.push("cherries", None, Side::Front)?,
+        ix.push("cherries".to_owned(), None, Side::Front)?,
         QueueKey::Int(499_999_999_999_999)
     );
     assert_eq!(
-        ix.push("fruit", Some("fruit"), Side::Back)?,
+        ix.push("fruit".to_owned(), Some("fruit"), Side::Back)?,
         QueueKey::Text("fruit-500000000000000".into())
     );
     assert_eq!(
@@ -167,7 +167,7 @@ fn clear_removes_everything() -> TestResult {
 #[test]
 fn try_extend_is_all_or_nothing() -> TestResult {
     let ix = Index::<f64, i64>::temp()?;
-    ix.insert(&1.0, &1)?;
+    ix.insert(&1.0, 1)?;
     let r = ix.try_extend([(2.0, 2), (f64::NAN, 3), (4.0, 4)]);
     assert!(
         matches!(r, Err(Error::Cache(_))),
@@ -195,12 +195,12 @@ fn equality_is_order_sensitive() -> TestResult {
     b.try_extend([pair("y", 2), pair("x", 1)])?;
     assert!(!a.eq_items(&b)?);
     b.remove("y")?;
-    b.insert("y", &2)?;
+    b.insert("y", 2)?;
     assert!(a.eq_items(&b)?);
-    b.insert("y", &3)?;
+    b.insert("y", 3)?;
     assert!(!a.eq_items(&b)?);
-    b.insert("y", &2)?;
-    b.insert("z", &0)?;
+    b.insert("y", 2)?;
+    b.insert("z", 0)?;
     assert!(!a.eq_items(&b)?);
     assert!(!b.eq_items(&a)?);
     Ok(())
@@ -209,7 +209,7 @@ fn equality_is_order_sensitive() -> TestResult {
 #[test]
 fn transact_makes_read_modify_write_atomic() -> TestResult {
     let ix = Index::<String, i64>::temp()?;
-    ix.insert("n", &0)?;
+    ix.insert("n", 0)?;
     let threads: Vec<_> = (0..4)
         .map(|_| {
             let ix = ix.clone();
@@ -217,7 +217,7 @@ fn transact_makes_read_modify_write_atomic() -> TestResult {
                 for _ in 0..50 {
                     ix.transact(|ix| -> Result<(), Error> {
                         let n = ix.get("n")?.unwrap_or(0);
-                        ix.insert("n", &(n + 1))
+                        ix.insert("n", n + 1)
                     })?;
                 }
                 Ok(())
@@ -229,9 +229,9 @@ fn transact_makes_read_modify_write_atomic() -> TestResult {
     }
     assert_eq!(ix.get("n")?, Some(200));
     let r: Result<(), Error> = ix.transact(|ix| {
-        ix.insert("n", &-1)?;
-        ix.insert("other", &1)?;
-        Err(Error::Empty { operation: "abort" })
+        ix.insert("n", -1)?;
+        ix.insert("other", 1)?;
+        Err(Error::IndexOutOfRange { index: 0, len: 0 })
     });
     assert!(r.is_err());
     assert_eq!(ix.get("n")?, Some(200));
@@ -260,11 +260,14 @@ fn memoize_stores_results_in_the_index() -> TestResult {
 #[test]
 fn data_of_another_type_is_a_typed_error_and_stays() -> TestResult {
     let ix = Index::<String, String>::temp()?;
-    ix.insert("a", "text")?;
+    ix.insert("a", "text".to_owned())?;
     let ints = Index::<String, i64>::from_cache(ix.cache().clone());
     assert!(matches!(ints.get("a"), Err(Error::WrongType { .. })));
     assert!(matches!(ints.pop("a"), Err(Error::WrongType { .. })));
-    assert!(matches!(ints.popitem(true), Err(Error::WrongType { .. })));
+    assert!(matches!(
+        ints.pop_item(Side::Back),
+        Err(Error::WrongType { .. })
+    ));
     assert!(matches!(
         ints.setdefault("a", 1),
         Err(Error::WrongType { .. })
@@ -287,7 +290,7 @@ fn open_persists_the_none_policy_and_reopens() -> TestResult {
     let dir = tempfile::tempdir()?;
     {
         let ix: Index<(String, u8), Vec<String>> = Index::open(dir.path())?;
-        ix.insert(&("k".to_owned(), 1), &vec!["v".to_owned()])?;
+        ix.insert(&("k".to_owned(), 1), vec!["v".to_owned()])?;
     }
     assert_eq!(
         Cache::open(dir.path())?.settings().eviction_policy,
@@ -297,5 +300,57 @@ fn open_persists_the_none_policy_and_reopens() -> TestResult {
     assert_eq!(ix.get(&("k".to_owned(), 1))?, Some(vec!["v".to_owned()]));
     let debug = format!("{ix:?}");
     assert!(debug.starts_with("Index { directory: "), "{debug}");
+    Ok(())
+}
+
+#[test]
+fn eq_map_ignores_order_and_eq_pairs_does_not_like_python() -> TestResult {
+    let ix = Index::<String, i64>::temp()?;
+    let empty: [(String, i64); 0] = [];
+    assert!(ix.eq_map(empty.clone())?);
+    assert!(ix.eq_pairs(empty)?);
+    ix.try_extend([pair("a", 1), pair("b", 2), pair("c", 3)])?;
+    // python: `index == {'c': 3, 'b': 2, 'a': 1}` is True (a dict is unordered) …
+    let map = std::collections::HashMap::from([pair("c", 3), pair("b", 2), pair("a", 1)]);
+    assert!(ix.eq_map(&map)?);
+    assert!(ix.eq_map(&BTreeMap::from([pair("a", 1), pair("b", 2), pair("c", 3)]))?);
+    // … and `index == OrderedDict(...)` is order-sensitive.
+    assert!(ix.eq_pairs([pair("a", 1), pair("b", 2), pair("c", 3)])?);
+    assert!(!ix.eq_pairs([pair("c", 3), pair("b", 2), pair("a", 1)])?);
+    let borrowed = [pair("a", 1), pair("b", 2), pair("c", 3)];
+    assert!(ix.eq_pairs(borrowed.iter().map(|(k, v)| (k, v)))?);
+    // Unequal: a value, a missing key, an extra key, a key given twice.
+    assert!(!ix.eq_map([pair("a", 1), pair("b", 20), pair("c", 3)])?);
+    assert!(!ix.eq_map([pair("a", 1), pair("b", 2)])?);
+    assert!(!ix.eq_map([pair("a", 1), pair("b", 2), pair("c", 3), pair("d", 4)])?);
+    assert!(!ix.eq_map([pair("a", 1), pair("a", 1), pair("b", 2)])?);
+    assert!(!ix.eq_pairs([pair("a", 1), pair("b", 2)])?);
+    assert!(!ix.eq_pairs([pair("a", 1), pair("b", 2), pair("c", 3), pair("d", 4)])?);
+    // A stored value of another type is an error, not `false`.
+    ix.cache().set("c", "text")?;
+    assert!(matches!(ix.eq_map(&map), Err(Error::WrongType { .. })));
+    Ok(())
+}
+
+#[test]
+fn open_with_items_stores_pairs_in_order_in_one_call() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let ix: Index<String, i64> = Index::open_with_items(dir.path(), [pair("b", 2), pair("a", 1)])?;
+    assert_eq!(items(&ix)?, [pair("b", 2), pair("a", 1)]);
+    // As python's `Index(directory, mapping)`: an existing index is updated.
+    let map = BTreeMap::from([pair("a", 10), pair("c", 3)]);
+    let again: Index<String, i64> = Index::open_with_items(dir.path(), &map)?;
+    assert_eq!(items(&again)?, [pair("b", 2), pair("a", 10), pair("c", 3)]);
+    Ok(())
+}
+
+#[test]
+fn values_go_in_by_value_and_keys_by_reference() -> TestResult {
+    let ix = Index::<String, Vec<String>>::temp()?;
+    let value = vec!["x".to_owned()];
+    ix.insert("k", value)?; // like `HashMap::insert`
+    assert_eq!(ix.setdefault("k", Vec::new())?, ["x"]);
+    let key = ix.push(vec!["queued".to_owned()], None, Side::Back)?;
+    assert_eq!(key, QueueKey::Int(dcache_core::QUEUE_START));
     Ok(())
 }

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 
 use dcache_collections::{Deque, Error, Index};
+use dcache_core::CheckMode;
 use dcache_core::{QUEUE_START, QueueKey, Side};
 use proptest::prelude::*;
 
@@ -102,7 +103,6 @@ fn outcome<T>(
 ) -> Result<Outcome, TestCaseError> {
     match r {
         Ok(v) => Ok(ok(v)),
-        Err(Error::Empty { .. }) => Ok(Outcome::Empty),
         Err(Error::IndexOutOfRange { .. }) => Ok(Outcome::OutOfRange),
         Err(e) => Err(TestCaseError::fail(format!("unexpected error: {e}"))),
     }
@@ -123,7 +123,7 @@ fn run_deque(ops: &[DequeOp]) -> Result<(), TestCaseError> {
                 model.items.push_back(v);
                 model.trim(Side::Front);
                 (
-                    outcome(deque.append(&v), |()| Outcome::Done)?,
+                    outcome(deque.push_back(&v), |()| Outcome::Done)?,
                     Outcome::Done,
                 )
             }
@@ -131,7 +131,7 @@ fn run_deque(ops: &[DequeOp]) -> Result<(), TestCaseError> {
                 model.items.push_front(v);
                 model.trim(Side::Back);
                 (
-                    outcome(deque.appendleft(&v), |()| Outcome::Done)?,
+                    outcome(deque.push_front(&v), |()| Outcome::Done)?,
                     Outcome::Done,
                 )
             }
@@ -149,40 +149,46 @@ fn run_deque(ops: &[DequeOp]) -> Result<(), TestCaseError> {
                 }
                 model.trim(Side::Back);
                 (
-                    outcome(deque.extendleft(vs), |()| Outcome::Done)?,
+                    outcome(deque.extend_front(vs), |()| Outcome::Done)?,
                     Outcome::Done,
                 )
             }
             DequeOp::Pop => (
-                outcome(deque.pop(), Outcome::Value)?,
+                outcome(deque.pop_back(), |v| {
+                    v.map_or(Outcome::Empty, Outcome::Value)
+                })?,
                 model
                     .items
                     .pop_back()
                     .map_or(Outcome::Empty, Outcome::Value),
             ),
             DequeOp::PopLeft => (
-                outcome(deque.popleft(), Outcome::Value)?,
+                outcome(deque.pop_front(), |v| {
+                    v.map_or(Outcome::Empty, Outcome::Value)
+                })?,
                 model
                     .items
                     .pop_front()
                     .map_or(Outcome::Empty, Outcome::Value),
             ),
             DequeOp::Peek => (
-                outcome(deque.peek(), Outcome::Value)?,
+                outcome(deque.back(), |v| v.map_or(Outcome::Empty, Outcome::Value))?,
                 model
                     .items
                     .back()
                     .map_or(Outcome::Empty, |v| Outcome::Value(*v)),
             ),
             DequeOp::PeekLeft => (
-                outcome(deque.peekleft(), Outcome::Value)?,
+                outcome(deque.front(), |v| v.map_or(Outcome::Empty, Outcome::Value))?,
                 model
                     .items
                     .front()
                     .map_or(Outcome::Empty, |v| Outcome::Value(*v)),
             ),
             DequeOp::Get(i) => (
-                outcome(deque.get(i), Outcome::Value)?,
+                outcome(deque.get(i), |v| {
+                    v.map_or(Outcome::OutOfRange, Outcome::Value)
+                })?,
                 model
                     .position(i)
                     .map_or(Outcome::OutOfRange, |p| Outcome::Value(model.items[p])),
@@ -198,14 +204,16 @@ fn run_deque(ops: &[DequeOp]) -> Result<(), TestCaseError> {
                 (outcome(deque.set(i, &v), |()| Outcome::Done)?, want)
             }
             DequeOp::RemoveAt(i) => {
-                let want = match model.position(i) {
-                    Some(p) => {
-                        model.items.remove(p);
-                        Outcome::Done
-                    }
+                let want = match model.position(i).and_then(|p| model.items.remove(p)) {
+                    Some(v) => Outcome::Value(v),
                     None => Outcome::OutOfRange,
                 };
-                (outcome(deque.remove_at(i), |()| Outcome::Done)?, want)
+                (
+                    outcome(deque.remove_at(i), |v| {
+                        v.map_or(Outcome::OutOfRange, Outcome::Value)
+                    })?,
+                    want,
+                )
             }
             DequeOp::Rotate(n) => {
                 let len = model.items.len();
@@ -282,7 +290,7 @@ fn run_deque(ops: &[DequeOp]) -> Result<(), TestCaseError> {
     prop_assert_eq!(rev, model.items.iter().rev().copied().collect::<Vec<_>>());
     let warnings = deque
         .cache()
-        .check(false)
+        .check(CheckMode::Report)
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert!(warnings.is_empty(), "{:?}", warnings);
     Ok(())
@@ -407,7 +415,7 @@ fn run_index(ops: &[IndexOp]) -> Result<(), TestCaseError> {
         let (got, want) = match op.clone() {
             IndexOp::Insert(k, v) => {
                 model.insert(k, v);
-                index.insert(&k, &v).map_err(|e| unexpected(&e))?;
+                index.insert(&k, v).map_err(|e| unexpected(&e))?;
                 (O::Done, O::Done)
             }
             IndexOp::Remove(k) => (
@@ -445,7 +453,11 @@ fn run_index(ops: &[IndexOp]) -> Result<(), TestCaseError> {
                     Some(model.entries.remove(0))
                 };
                 (
-                    O::Item(index.popitem(last).map_err(|e| unexpected(&e))?),
+                    O::Item(
+                        index
+                            .pop_item(if last { Side::Back } else { Side::Front })
+                            .map_err(|e| unexpected(&e))?,
+                    ),
                     O::Item(want),
                 )
             }
@@ -456,7 +468,11 @@ fn run_index(ops: &[IndexOp]) -> Result<(), TestCaseError> {
                     model.entries.first()
                 };
                 (
-                    O::Item(index.peekitem(last).map_err(|e| unexpected(&e))?),
+                    O::Item(
+                        index
+                            .peek_item(if last { Side::Back } else { Side::Front })
+                            .map_err(|e| unexpected(&e))?,
+                    ),
                     O::Item(want.copied()),
                 )
             }
@@ -472,7 +488,7 @@ fn run_index(ops: &[IndexOp]) -> Result<(), TestCaseError> {
                     model.insert(key, v);
                     O::Pushed(QueueKey::Int(key))
                 };
-                let got = match index.push(&v, None, side) {
+                let got = match index.push(v, None, side) {
                     Ok(k) => O::Pushed(k),
                     Err(Error::Cache(dcache_core::Error::Sqlite { .. })) => O::Refused,
                     Err(e) => return Err(unexpected(&e)),

@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 use std::process::{Child, Command};
 
-use dcache_collections::{Deque, Error};
+use dcache_collections::Deque;
+use dcache_core::CheckMode;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -30,9 +31,9 @@ fn two_processes_appending_to_one_deque_lose_no_element() -> TestResult {
         for n in 0..PER_CHILD {
             // Both ends and both forms, so every write path races the other process.
             match n % 4 {
-                0 | 1 => deque.append(format!("{id}-{n:04}").as_str())?,
+                0 | 1 => deque.push_back(format!("{id}-{n:04}").as_str())?,
                 2 => deque.extend([format!("{id}-{n:04}")])?,
-                _ => deque.appendleft(format!("{id}-{n:04}").as_str())?,
+                _ => deque.push_front(format!("{id}-{n:04}").as_str())?,
             }
         }
         return Ok(());
@@ -72,7 +73,7 @@ fn two_processes_appending_to_one_deque_lose_no_element() -> TestResult {
             "child {id}: {front:?}"
         );
     }
-    assert!(deque.cache().check(false)?.is_empty());
+    assert!(deque.cache().check(CheckMode::Report)?.is_empty());
     Ok(())
 }
 
@@ -84,10 +85,9 @@ fn two_processes_consuming_one_deque_take_each_element_once() -> TestResult {
         let deque: Deque<u32> = Deque::open(&dir)?;
         let results: Deque<u32> = Deque::open(format!("{dir}-taken"))?;
         loop {
-            match deque.popleft() {
-                Ok(n) => results.append(&n)?,
-                Err(Error::Empty { .. }) => return Ok(()),
-                Err(e) => return Err(e.into()),
+            match deque.pop_front()? {
+                Some(n) => results.push_back(&n)?,
+                None => return Ok(()),
             }
         }
     }

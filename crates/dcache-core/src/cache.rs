@@ -1155,7 +1155,28 @@ impl<D: DiskFormat> Cache<D> {
     ///
     /// As [`incr`](Self::incr).
     pub fn decr(&self, key: impl Serialize, delta: i64) -> Result<i64> {
-        self.incr_or(key, delta.checked_neg().ok_or(Error::Overflow)?, Some(0))
+        self.decr_or(key, delta, Some(0))
+    }
+
+    /// [`decr`](Self::decr) with the starting value of a missing key (python's
+    /// `decr(key, delta, default)`); `None` makes a missing or expired key an error
+    /// ([`Error::KeyNotFound`]), as python's `default=None`.
+    ///
+    /// # Errors
+    ///
+    /// As [`incr_or`](Self::incr_or); [`Error::Overflow`] for `delta == i64::MIN`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = dcache_core::Cache::temp()?;
+    /// assert_eq!(cache.decr_or("stock", 1, Some(10))?, 9);
+    /// assert_eq!(cache.decr_or("stock", 2, Some(10))?, 7);
+    /// assert!(cache.decr_or("other", 1, None).is_err());
+    /// # Ok::<(), dcache_core::Error>(())
+    /// ```
+    pub fn decr_or(&self, key: impl Serialize, delta: i64, default: Option<i64>) -> Result<i64> {
+        self.incr_or(key, delta.checked_neg().ok_or(Error::Overflow)?, default)
     }
 
     /// [`incr`](Self::incr) with the starting value of a missing key; `None` makes a missing
@@ -1330,6 +1351,7 @@ impl<D: DiskFormat> Cache<D> {
 
     /// Opens the value of `key` for streaming (python's `read`): a value file is read from
     /// disk as you go; an inline bytes or text value comes from memory.
+    /// [`ValueReader::path`] gives a value file's path (python's `reader.name`).
     ///
     /// # Errors
     ///
@@ -1339,9 +1361,10 @@ impl<D: DiskFormat> Cache<D> {
         Ok(self
             .lookup(key, false, |_, stored| {
                 match (stored.mode, stored.filename, stored.value) {
-                    (Mode::BINARY | Mode::TEXT, Some(name), _) => {
-                        Ok(ValueReader::File(self.inner.files.open(name, stored.size)?))
-                    }
+                    (Mode::BINARY | Mode::TEXT, Some(name), _) => Ok(ValueReader::File {
+                        file: self.inner.files.open(name, stored.size)?,
+                        path: self.inner.files.resolve(name)?,
+                    }),
                     (Mode::RAW, None, SqlRef::Blob(b)) => {
                         Ok(ValueReader::Inline(std::io::Cursor::new(b.to_vec())))
                     }

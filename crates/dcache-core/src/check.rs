@@ -143,21 +143,32 @@ impl fmt::Display for Warning {
     }
 }
 
+/// What [`Cache::check`] does with what it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum CheckMode {
+    /// Only reports (python's `check(fix=False)`).
+    Report,
+    /// Reports and repairs (python's `check(fix=True)`).
+    Fix,
+}
+
 impl<D: DiskFormat> Cache<D> {
     /// Checks the database and the value files against each other (python's `check`) and,
-    /// with `fix`, repairs what it finds. Returns the findings (empty when all is well).
+    /// with [`CheckMode::Fix`], repairs what it finds. Returns the findings (empty when all
+    /// is well).
     ///
-    /// Runs in one write transaction (after an integrity check and, with `fix`, a `VACUUM`).
+    /// Runs in one write transaction (after an integrity check and, when fixing, a `VACUUM`).
     /// Unknown files younger than [`UNKNOWN_FILE_GRACE`] are reported but not removed.
     ///
     /// # Errors
     ///
     /// The errors of a write, and [`Error::Io`] when the directory cannot be walked.
-    pub fn check(&self, fix: bool) -> Result<Vec<Warning>> {
-        self.check_with(fix, self.timeout().max(UNKNOWN_FILE_GRACE))
+    pub fn check(&self, mode: CheckMode) -> Result<Vec<Warning>> {
+        self.check_with(mode, self.timeout().max(UNKNOWN_FILE_GRACE))
     }
 
-    /// [`check`](Self::check) with the age below which unknown files are kept by `fix`.
+    /// [`check`](Self::check) with the age below which unknown files are kept by
+    /// [`CheckMode::Fix`].
     ///
     /// Pass `Duration::ZERO` only when no process is writing to the cache (after a crash,
     /// say): a writer's value file exists briefly before its row commits, and a fix with no
@@ -171,14 +182,21 @@ impl<D: DiskFormat> Cache<D> {
     ///
     /// ```
     /// use std::time::Duration;
+    /// use dcache_core::CheckMode;
     ///
     /// let cache = dcache_core::Cache::temp()?;
     /// std::fs::write(cache.directory().join("stray.val"), b"?")?;
-    /// assert_eq!(cache.check_with(true, Duration::ZERO)?.len(), 1); // found and removed
-    /// assert!(cache.check(false)?.is_empty());
+    /// // found and removed
+    /// assert_eq!(cache.check_with(CheckMode::Fix, Duration::ZERO)?.len(), 1);
+    /// assert!(cache.check(CheckMode::Report)?.is_empty());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn check_with(&self, fix: bool, unknown_file_grace: Duration) -> Result<Vec<Warning>> {
+    pub fn check_with(
+        &self,
+        mode: CheckMode,
+        unknown_file_grace: Duration,
+    ) -> Result<Vec<Warning>> {
+        let fix = mode == CheckMode::Fix;
         let mut warnings = Vec::new();
         let integrity: Vec<String> = self.read_sql(|c| {
             c.prepare("PRAGMA integrity_check")?

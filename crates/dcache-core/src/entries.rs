@@ -195,6 +195,36 @@ impl EntryInfo {
     }
 }
 
+/// For monitoring and tools: a map of the public fields. `key` is the decoded key, or `null`
+/// with `key_error` saying why it could not be decoded; times are Unix seconds (python's
+/// representation), `mode` its number, the tag the value it holds. The inline value is not
+/// included (read it with [`EntryInfo::stored`]).
+impl Serialize for EntryInfo {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let time = |t: Option<SystemTime>| t.map(crate::clock::unix_seconds);
+        let mut map = s.serialize_map(Some(14))?;
+        map.serialize_entry("rowid", &self.rowid)?;
+        map.serialize_entry("key", &self.key.as_ref().ok())?;
+        map.serialize_entry(
+            "key_error",
+            &self.key.as_ref().err().map(ToString::to_string),
+        )?;
+        map.serialize_entry("key_column", &self.key_column)?;
+        map.serialize_entry("raw", &self.raw)?;
+        map.serialize_entry("store_time", &time(self.store_time))?;
+        map.serialize_entry("expire_time", &time(self.expire_time))?;
+        map.serialize_entry("access_time", &time(self.access_time))?;
+        map.serialize_entry("access_count", &self.access_count)?;
+        map.serialize_entry("tag", &self.tag)?;
+        map.serialize_entry("size", &self.size)?;
+        map.serialize_entry("mode", &self.mode.0)?;
+        map.serialize_entry("filename", &self.filename)?;
+        map.serialize_entry("inline_len", &self.inline_len)?;
+        map.end()
+    }
+}
+
 /// A column copied out of a row without interpreting it (so bad text is not an error yet).
 #[derive(Debug, Clone)]
 enum Col {

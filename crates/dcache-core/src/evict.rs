@@ -1,6 +1,7 @@
 //! Culling, expiry, eviction by tag, clearing, and the cache's volume.
 
 use dcache_disk::DiskFormat;
+use rusqlite::OptionalExtension;
 
 use crate::cache::{Cache, State};
 use crate::conn::Tx;
@@ -249,32 +250,97 @@ impl<D: DiskFormat> Cache<D> {
         self.reset("tag_index", 0).map(drop)
     }
 
-    /// Returns the hit and miss counts so far, then turns statistics on or off and optionally
-    /// zeroes the counts (python's `stats(enable, reset)`).
+    /// The hit and miss counts recorded so far. Only reads: whether statistics are recorded
+    /// stays as it is ([`set_statistics`](Self::set_statistics) changes that).
+    ///
+    /// Python's `stats()` also turns statistics on; here that is `set_statistics(true)`.
+    /// `stats(reset=True)` is [`reset_stats`](Self::reset_stats), `stats(enable=False)` is
+    /// `set_statistics(false)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sqlite`](crate::Error::Sqlite) reading the counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = dcache_core::Cache::temp()?;
+    /// cache.set_statistics(true)?;
+    /// cache.get::<i64>("missing")?;
+    /// assert_eq!(cache.stats()?.misses, 1);
+    /// assert!(cache.settings().statistics); // reading left them on
+    /// # Ok::<(), dcache_core::Error>(())
+    /// ```
+    #[doc(alias = "stats()")]
+    pub fn stats(&self) -> Result<Stats> {
+        Ok(Stats {
+            hits: u64::try_from(self.metadata("hits")?).unwrap_or(0),
+            misses: u64::try_from(self.metadata("misses")?).unwrap_or(0),
+        })
+    }
+
+    /// Returns the hit and miss counts and zeroes them, in one write transaction (python's
+    /// `stats(reset=True)`, without its turning statistics on). Whether statistics are
+    /// recorded is unchanged.
     ///
     /// # Errors
     ///
     /// The errors of a write.
-    pub fn stats(&self, enable: bool, reset: bool) -> Result<Stats> {
-        let stats = Stats {
-            hits: u64::try_from(self.metadata("hits")?).unwrap_or(0),
-            misses: u64::try_from(self.metadata("misses")?).unwrap_or(0),
-        };
-        if reset {
-            self.write(|tx| {
-                tx.sql
-                    .execute_batch("UPDATE Settings SET value = 0 WHERE key IN ('hits', 'misses')")
-                    .map_err(self.sql_err())
-            })?;
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = dcache_core::Cache::temp()?;
+    /// cache.set_statistics(true)?;
+    /// cache.get::<i64>("missing")?;
+    /// assert_eq!(cache.reset_stats()?.misses, 1);
+    /// assert_eq!(cache.stats()?.misses, 0);
+    /// # Ok::<(), dcache_core::Error>(())
+    /// ```
+    #[doc(alias = "stats(reset=True)")]
+    pub fn reset_stats(&self) -> Result<Stats> {
+        self.write(|tx| {
+            let count = |name: &str| -> Result<u64> {
+                let value = tx
+                    .sql
+                    .prepare_cached(crate::schema::SETTING_VALUE)
+                    .and_then(|mut s| {
+                        s.query_row([name], |r| Ok(crate::sqlval::opt_f64(r.get_ref(0)?)))
+                            .optional()
+                    })
+                    .map_err(self.sql_err())?
+                    .flatten();
+                Ok(value.map_or(0, |v| v as u64))
+            };
+            let stats = Stats {
+                hits: count("hits")?,
+                misses: count("misses")?,
+            };
+            tx.sql
+                .execute_batch("UPDATE Settings SET value = 0 WHERE key IN ('hits', 'misses')")
+                .map_err(self.sql_err())?;
+            Ok(stats)
+        })
+    }
+
+    /// Turns the recording of hits and misses on or off and stores the setting (python's
+    /// `stats(enable=…)` and `reset('statistics', …)`); the counts are kept.
+    ///
+    /// While on, every lookup is a write transaction.
+    ///
+    /// # Errors
+    ///
+    /// The errors of a write.
+    #[doc(alias = "stats(enable)")]
+    pub fn set_statistics(&self, enabled: bool) -> Result<()> {
+        if self.state().settings.statistics != enabled {
+            self.reset("statistics", i64::from(enabled))?;
         }
-        if self.state().settings.statistics != enable {
-            self.reset("statistics", i64::from(enable))?;
-        }
-        Ok(stats)
+        Ok(())
     }
 }
 
-/// Hit and miss counts, as [`Cache::stats`] returns them.
+/// Hit and miss counts, as [`Cache::stats`] and [`Cache::reset_stats`] return them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Stats {
     /// Lookups that found a live entry.

@@ -21,10 +21,14 @@ use crate::sqlval::{column_err, raw_flag, sql_value};
 /// Rows fetched per page.
 pub(crate) const PAGE: i64 = 100;
 
-/// Direction of iteration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Order {
+/// The direction of a sorted listing ([`Cache::sorted_keys`], [`Cache::nth_sorted_key`], …).
+///
+/// Python's `reverse=False` is [`Order::Ascending`], `reverse=True` [`Order::Descending`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Order {
+    /// Smallest first.
     Ascending,
+    /// Largest first (python's `reverse=True`).
     Descending,
 }
 
@@ -524,22 +528,15 @@ impl<D: DiskFormat> Cache<D> {
         })
     }
 
-    /// The keys in SQLite's order of the `key` column (python's `iterkeys`): numbers, then
-    /// text (by bytes), then blobs (pickled keys among them).
+    /// The keys in SQLite's order of the `key` column (python's `iterkeys(reverse)`):
+    /// numbers, then text (by bytes), then blobs (pickled keys among them).
     #[must_use]
-    pub fn sorted_keys<K: DeserializeOwned>(&self, reverse: bool) -> SortedKeys<K, D> {
+    #[doc(alias = "iterkeys")]
+    pub fn sorted_keys<K: DeserializeOwned>(&self, order: Order) -> SortedKeys<K, D> {
         SortedKeys {
-            pager: Pager::by_key(self, order_of(reverse), false),
+            pager: Pager::by_key(self, order, false),
             _key: PhantomData,
         }
-    }
-}
-
-fn order_of(reverse: bool) -> Order {
-    if reverse {
-        Order::Descending
-    } else {
-        Order::Ascending
     }
 }
 
@@ -610,26 +607,29 @@ impl<D: DiskFormat> Cache<D> {
     /// # Examples
     ///
     /// ```
+    /// use dcache_core::Order;
+    ///
     /// let cache = dcache_core::Cache::temp()?;
     /// cache.set(3, "c")?;
     /// cache.set(1, "a")?;
-    /// let items: Vec<(i64, String)> = cache.sorted_items(false).collect::<Result<_, _>>()?;
+    /// let items: Vec<(i64, String)> =
+    ///     cache.sorted_items(Order::Ascending).collect::<Result<_, _>>()?;
     /// assert_eq!(items, [(1, "a".to_owned()), (3, "c".to_owned())]);
     /// # Ok::<(), dcache_core::Error>(())
     /// ```
     #[must_use]
     pub fn sorted_items<K: DeserializeOwned, V: DeserializeOwned>(
         &self,
-        reverse: bool,
+        order: Order,
     ) -> SortedItems<K, V, D> {
         SortedItems {
-            pager: Pager::by_key(self, order_of(reverse), true),
+            pager: Pager::by_key(self, order, true),
             _item: PhantomData,
         }
     }
 
-    /// The key of the `n`-th live entry (from 0) in SQLite's key order, from the end when
-    /// `reverse`; `None` when there are `n` live entries or fewer. One query
+    /// The key of the `n`-th live entry (from 0) in SQLite's key order, counted from the
+    /// largest with [`Order::Descending`]; `None` when there are `n` live entries or fewer. One query
     /// (`ORDER BY key LIMIT 1 OFFSET n`): SQLite walks the key index, nothing is decoded on the
     /// way. This is how a `Deque` finds its element at an index.
     ///
@@ -641,19 +641,21 @@ impl<D: DiskFormat> Cache<D> {
     /// # Examples
     ///
     /// ```
+    /// use dcache_core::Order;
+    ///
     /// let cache = dcache_core::Cache::temp()?;
     /// for k in [30, 10, 20] {
     ///     cache.set(k, "x")?;
     /// }
-    /// assert_eq!(cache.nth_sorted_key::<i64>(1, false)?, Some(20));
-    /// assert_eq!(cache.nth_sorted_key::<i64>(0, true)?, Some(30));
-    /// assert_eq!(cache.nth_sorted_key::<i64>(3, false)?, None);
+    /// assert_eq!(cache.nth_sorted_key::<i64>(1, Order::Ascending)?, Some(20));
+    /// assert_eq!(cache.nth_sorted_key::<i64>(0, Order::Descending)?, Some(30));
+    /// assert_eq!(cache.nth_sorted_key::<i64>(3, Order::Ascending)?, None);
     /// # Ok::<(), dcache_core::Error>(())
     /// ```
-    pub fn nth_sorted_key<K: DeserializeOwned>(&self, n: u64, reverse: bool) -> Result<Option<K>> {
+    pub fn nth_sorted_key<K: DeserializeOwned>(&self, n: u64, order: Order) -> Result<Option<K>> {
         // `+expire_time` keeps SQLite off the expire-time index: it must walk the key index
         // in order (with that index it sorts the whole table, 20 ms at 100 000 rows).
-        let sql = if reverse {
+        let sql = if order == Order::Descending {
             "SELECT key, raw FROM Cache WHERE +expire_time IS NULL OR +expire_time > ?1 \
              ORDER BY key DESC, raw DESC LIMIT 1 OFFSET +?2"
         } else {
@@ -678,8 +680,8 @@ impl<D: DiskFormat> Cache<D> {
             .transpose()
     }
 
-    /// The `n`-th live entry (from 0) in SQLite's key order with its value, from the end when
-    /// `reverse`; `None` when there are `n` live entries or fewer. One query, like
+    /// The `n`-th live entry (from 0) in SQLite's key order with its value, counted from the
+    /// largest with [`Order::Descending`]; `None` when there are `n` live entries or fewer. One query, like
     /// [`nth_sorted_key`](Self::nth_sorted_key).
     ///
     /// # Errors
@@ -690,21 +692,23 @@ impl<D: DiskFormat> Cache<D> {
     /// # Examples
     ///
     /// ```
+    /// use dcache_core::Order;
+    ///
     /// let cache = dcache_core::Cache::temp()?;
     /// for k in [30, 10, 20] {
     ///     cache.set(k, k * 2)?;
     /// }
-    /// assert_eq!(cache.nth_sorted_item::<i64, i64>(0, false)?, Some((10, 20)));
-    /// assert_eq!(cache.nth_sorted_item::<i64, i64>(1, true)?, Some((20, 40)));
+    /// assert_eq!(cache.nth_sorted_item::<i64, i64>(0, Order::Ascending)?, Some((10, 20)));
+    /// assert_eq!(cache.nth_sorted_item::<i64, i64>(1, Order::Descending)?, Some((20, 40)));
     /// # Ok::<(), dcache_core::Error>(())
     /// ```
     pub fn nth_sorted_item<K: DeserializeOwned, V: DeserializeOwned>(
         &self,
         n: u64,
-        reverse: bool,
+        order: Order,
     ) -> Result<Option<(K, V)>> {
         // `+expire_time`: see `nth_sorted_key`.
-        let sql = if reverse {
+        let sql = if order == Order::Descending {
             "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw FROM Cache \
              WHERE +expire_time IS NULL OR +expire_time > ?1 \
              ORDER BY key DESC, raw DESC LIMIT 1 OFFSET +?2"

@@ -39,12 +39,12 @@ mod store;
 mod tag;
 
 pub use cache::{Cache, CacheBuilder, DEFAULT_TIMEOUT, Durability, temp_directory};
-pub use check::{UNKNOWN_FILE_GRACE, Warning};
+pub use check::{CheckMode, UNKNOWN_FILE_GRACE, Warning};
 pub use clock::{Clock, MAX_EXPIRE_TIME, ManualClock, SystemClock, unix_seconds};
 pub use entries::{Entries, EntryInfo, EntryQuery, Summary};
 pub use error::{BackendErrorKind, Error, Result, SqliteError};
 pub use evict::Stats;
-pub use iter::{Items, Keys, SortedItems, SortedKeys};
+pub use iter::{Items, Keys, Order, SortedItems, SortedKeys};
 pub use memoize::{MemoKey, Memoized};
 pub use options::{Entry, SetOptions, ValueReader};
 pub use queue::{PushOptions, QUEUE_START, QueueKey, Side};

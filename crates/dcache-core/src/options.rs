@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, Cursor, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::tag::Tag;
@@ -79,15 +80,47 @@ pub struct Entry<V> {
 #[derive(Debug)]
 pub enum ValueReader {
     /// A value file (`MODE_BINARY` or `MODE_TEXT`).
-    File(File),
+    File {
+        /// The open file.
+        file: File,
+        /// Its full path.
+        path: PathBuf,
+    },
     /// An inline value's bytes (or a text value's UTF-8).
     Inline(Cursor<Vec<u8>>),
+}
+
+impl ValueReader {
+    /// The value file's full path, `None` for a value stored inline in the database (python's
+    /// `reader.name`, which python has only for a file).
+    ///
+    /// The file belongs to the cache: it is removed when the entry is replaced or deleted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache = dcache_core::Cache::temp()?;
+    /// cache.set("big", vec![1u8; 1 << 16].as_slice())?;
+    /// cache.set("small", b"tiny".as_slice())?;
+    /// let reader = cache.read("big")?.expect("stored");
+    /// assert!(reader.path().is_some_and(|p| p.starts_with(cache.directory())));
+    /// assert_eq!(cache.read("small")?.expect("stored").path(), None);
+    /// # Ok::<(), dcache_core::Error>(())
+    /// ```
+    #[doc(alias = "name")]
+    #[must_use]
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            ValueReader::File { path, .. } => Some(path),
+            ValueReader::Inline(_) => None,
+        }
+    }
 }
 
 impl Read for ValueReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            ValueReader::File(f) => f.read(buf),
+            ValueReader::File { file, .. } => file.read(buf),
             ValueReader::Inline(c) => c.read(buf),
         }
     }
@@ -96,7 +129,7 @@ impl Read for ValueReader {
 impl Seek for ValueReader {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
         match self {
-            ValueReader::File(f) => f.seek(pos),
+            ValueReader::File { file, .. } => file.seek(pos),
             ValueReader::Inline(c) => c.seek(pos),
         }
     }

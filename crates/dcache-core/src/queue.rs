@@ -1,4 +1,4 @@
-//! Queue operations on a cache: `push`, `pull`, `peek` (python's key scheme) and `peekitem`.
+//! Queue operations on a cache: `push`, `pull`, `peek` (python's key scheme) and `peek_item`.
 
 use std::fmt;
 
@@ -19,12 +19,14 @@ pub const QUEUE_START: i64 = 500_000_000_000_000;
 const QUEUE_MAX: i64 = 999_999_999_999_999;
 
 /// Which end of a queue an operation works on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+///
+/// There is no default side: python's `push` defaults to the back while its `pull` and
+/// `peek` default to the front, so every call names its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
-    /// The front: the smallest keys.
+    /// The front: the smallest keys (python's `side='front'`, `last=False`).
     Front,
-    /// The back: the largest keys.
-    #[default]
+    /// The back: the largest keys (python's `side='back'`, `last=True`).
     Back,
 }
 
@@ -58,15 +60,27 @@ impl Serialize for QueueKey {
 }
 
 /// Options of [`Cache::push_with`]: queue prefix, side, expiry and tag.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// The default pushes to the back of the unprefixed queue, as python's `push` does.
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PushOptions {
     /// The queue's prefix (`None`: integer keys).
     pub prefix: Option<String>,
-    /// Where to push (default the back).
+    /// Where to push ([`Side::Back`] unless set, python's `side='back'`).
     pub side: Side,
     /// Expiry and tag of the pushed entry.
     pub set: SetOptions,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            prefix: None,
+            side: Side::Back,
+            set: SetOptions::default(),
+        }
+    }
 }
 
 impl PushOptions {
@@ -334,30 +348,48 @@ impl<D: DiskFormat> Cache<D> {
         })
     }
 
-    /// The first (`last = false`) or last entry in insertion order, with its key (python's
-    /// `peekitem`); expired entries at that end are removed and skipped.
+    /// The oldest ([`Side::Front`]) or newest ([`Side::Back`]) entry in insertion order, with
+    /// its key; expired entries at that end are removed and skipped. Python's
+    /// `peekitem(last=True)` is `peek_item(Side::Back)`, `peekitem(last=False)`
+    /// `peek_item(Side::Front)`.
     ///
     /// # Errors
     ///
     /// As [`get`](Self::get).
-    pub fn peekitem<K: DeserializeOwned, V: DeserializeOwned>(
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dcache_core::Side;
+    ///
+    /// let cache = dcache_core::Cache::temp()?;
+    /// cache.set("a", 1)?;
+    /// cache.set("b", 2)?;
+    /// let (key, entry) = cache.peek_item::<String, i64>(Side::Back)?.unwrap();
+    /// assert_eq!((key.as_str(), entry.value), ("b", 2));
+    /// # Ok::<(), dcache_core::Error>(())
+    /// ```
+    #[doc(alias = "peekitem")]
+    pub fn peek_item<K: DeserializeOwned, V: DeserializeOwned>(
         &self,
-        last: bool,
+        side: Side,
     ) -> Result<Option<(K, Entry<V>)>> {
-        self.end_item(last, false)
+        self.end_item(side == Side::Back, false)
     }
 
-    /// Removes and returns the first or last entry in insertion order (python's
-    /// `Index.popitem`, in one transaction).
+    /// Removes and returns the oldest ([`Side::Front`]) or newest ([`Side::Back`]) entry in
+    /// insertion order, in one transaction (python's `Index.popitem(last)`; `last=True` is
+    /// [`Side::Back`]).
     ///
     /// # Errors
     ///
     /// As [`pop`](Self::pop).
-    pub fn popitem<K: DeserializeOwned, V: DeserializeOwned>(
+    #[doc(alias = "popitem")]
+    pub fn pop_item<K: DeserializeOwned, V: DeserializeOwned>(
         &self,
-        last: bool,
+        side: Side,
     ) -> Result<Option<(K, Entry<V>)>> {
-        self.end_item(last, true)
+        self.end_item(side == Side::Back, true)
     }
 
     fn end_item<K: DeserializeOwned, V: DeserializeOwned>(
@@ -472,7 +504,7 @@ impl<D: DiskFormat> Cache<D> {
     ///     cache.push(i)?;
     /// }
     /// cache.rotate_queue(2)?;
-    /// let items: Vec<i64> = cache.sorted_items::<i64, i64>(false).map(|r| r.map(|(_, v)| v)).collect::<Result<_, _>>()?;
+    /// let items: Vec<i64> = cache.sorted_items::<i64, i64>(dcache_core::Order::Ascending).map(|r| r.map(|(_, v)| v)).collect::<Result<_, _>>()?;
     /// assert_eq!(items, [3, 4, 0, 1, 2]);
     /// cache.rotate_queue(-3)?;
     /// let (_, front) = cache.peek::<i64>(None, Side::Front)?.unwrap();
@@ -550,7 +582,7 @@ impl<D: DiskFormat> Cache<D> {
     ///     cache.push(s)?;
     /// }
     /// cache.reverse_queue()?;
-    /// let items: Vec<(i64, String)> = cache.sorted_items(false).collect::<Result<_, _>>()?;
+    /// let items: Vec<(i64, String)> = cache.sorted_items(dcache_core::Order::Ascending).collect::<Result<_, _>>()?;
     /// assert_eq!(items, [
     ///     (500_000_000_000_000, "c".to_owned()),
     ///     (500_000_000_000_001, "b".to_owned()),

@@ -51,6 +51,18 @@ impl Tag {
     }
 }
 
+/// As the value it holds (text, bytes, integer or float), like [`SqlValue`].
+impl serde::Serialize for Tag {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Tag::Text(t) => s.serialize_str(t),
+            Tag::Blob(b) => s.serialize_bytes(b),
+            Tag::Integer(i) => s.serialize_i64(*i),
+            Tag::Real(f) => s.serialize_f64(*f),
+        }
+    }
+}
+
 impl fmt::Display for Tag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.as_sql().fmt(f)

@@ -173,6 +173,18 @@ fn incr_semantics() -> TestResult {
         cache.incr_or("missing", 1, None),
         Err(Error::KeyNotFound)
     ));
+    // python's `decr(key, delta, default)`
+    assert_eq!(cache.decr_or("stock", 3, Some(10))?, 7);
+    assert_eq!(cache.decr_or("stock", 3, None)?, 4);
+    assert!(matches!(
+        cache.decr_or("missing", 1, None),
+        Err(Error::KeyNotFound)
+    ));
+    assert!(matches!(
+        cache.decr_or("stock", i64::MIN, Some(0)),
+        Err(Error::Overflow)
+    ));
+    assert!(!cache.contains("missing")?);
     cache.set_with(
         "e",
         100,
@@ -293,13 +305,21 @@ fn streamed_values_round_trip() -> TestResult {
         "streamed values always go to a file"
     );
     let mut back = Vec::new();
-    cache.read("blob")?.unwrap().read_to_end(&mut back)?;
+    let mut reader = cache.read("blob")?.unwrap();
+    // python's `reader.name`: the value file's full path
+    let path = reader.path().expect("a value file").to_path_buf();
+    let relative = path.strip_prefix(cache.directory())?.to_path_buf();
+    assert_eq!(value_files(dir.path()), [relative]);
+    reader.read_to_end(&mut back)?;
     assert_eq!(back, data);
+    assert_eq!(std::fs::read(&path)?, data);
     assert_eq!(cache.get::<Vec<u8>>("blob")?, Some(data));
     // An inline value streams from memory.
     cache.set("small", &b"abc"[..])?;
     let mut small = String::new();
-    cache.read("small")?.unwrap().read_to_string(&mut small)?;
+    let mut reader = cache.read("small")?.unwrap();
+    assert_eq!(reader.path(), None, "an inline value has no file");
+    reader.read_to_string(&mut small)?;
     assert_eq!(small, "abc");
     assert!(cache.read("missing")?.is_none());
     Ok(())
@@ -518,5 +538,31 @@ fn reports_serialize_for_monitoring() -> TestResult {
         serde_json::to_value(&warning)?,
         serde_json::json!({"wrong_size": {"path": "/c/ab/cd/x.val", "actual": 3, "recorded": 4}})
     );
+    Ok(())
+}
+
+#[test]
+fn entry_info_serializes_its_fields() -> TestResult {
+    let cache = Cache::temp()?;
+    cache.set_with(
+        "k",
+        "v",
+        SetOptions::new().tag("t").expire(Duration::from_secs(60)),
+    )?;
+    let info = cache.entry_info("k")?.expect("an entry");
+    let json = serde_json::to_value(&info)?;
+    assert_eq!(json["key"], "k");
+    assert_eq!(json["key_error"], serde_json::Value::Null);
+    assert_eq!(json["key_column"], "k");
+    assert_eq!(json["raw"], true);
+    assert_eq!(json["tag"], "t");
+    assert_eq!(json["mode"], 1);
+    assert_eq!(json["filename"], serde_json::Value::Null);
+    assert_eq!(json["size"], 0);
+    assert_eq!(json["access_count"], 0);
+    let (stored, expires) = (json["store_time"].as_f64(), json["expire_time"].as_f64());
+    let (stored, expires) = (stored.expect("seconds"), expires.expect("seconds"));
+    assert!((expires - stored - 60.0).abs() < 1.0, "{stored} {expires}");
+    assert!(json["access_time"].is_f64(), "set at store time, as python");
     Ok(())
 }

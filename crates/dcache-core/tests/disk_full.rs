@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use dcache_core::CheckMode;
 use dcache_core::{Cache, CacheBuilder, Disk, Error};
 
 /// A tmpfs mounted for one test, unmounted when dropped.
@@ -109,7 +110,7 @@ fn a_cache_that_filled_its_disk_with_value_files_deletes_and_clears() {
         "the reserve is written again once there is room"
     );
     cache.set("after", b"works again".as_slice()).unwrap();
-    assert_eq!(cache.check(false).unwrap(), vec![]);
+    assert_eq!(cache.check(CheckMode::Report).unwrap(), vec![]);
 }
 
 #[test]
@@ -139,7 +140,7 @@ fn a_cache_that_filled_its_disk_with_rows_culls_to_a_lower_limit() {
     );
     assert_eq!(cache.len().unwrap(), stored - culled);
     assert!(cache.delete(stored - 1).unwrap());
-    assert_eq!(cache.check(false).unwrap(), vec![]);
+    assert_eq!(cache.check(CheckMode::Report).unwrap(), vec![]);
     drop(cache);
     // Reopened, the survivors are intact.
     let cache = builder().open(&dir).unwrap();
@@ -167,7 +168,7 @@ fn a_full_disk_never_loses_committed_entries() {
         assert_eq!(bytes.len(), 40 * 1024);
         assert!(bytes.iter().all(|b| *b == (i % 251) as u8));
     }
-    assert!(cache.check(false).unwrap().is_empty());
+    assert!(cache.check(CheckMode::Report).unwrap().is_empty());
 }
 
 /// The evidence for the reserve: without it, how far does a full cache get?

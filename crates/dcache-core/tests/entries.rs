@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::{builder_with, clock};
+use dcache_core::CheckMode;
 use dcache_core::disk::Mode;
 use dcache_core::{Cache, EntryQuery, Error, SetOptions, SqlValue, Tag, Value};
 
@@ -335,7 +336,7 @@ fn vacuum_shrinks_a_cache_without_auto_vacuum() -> TestResult {
     let after = cache.volume()?;
     assert!(after * 4 < before, "volume {before} -> {after}");
     assert_eq!(cache.get::<String>("keep")?.as_deref(), Some("me"));
-    assert!(cache.check(false)?.is_empty());
+    assert!(cache.check(CheckMode::Report)?.is_empty());
     // The log was truncated.
     let wal = dir.path().join("cache.db-wal");
     assert!(!wal.exists() || std::fs::metadata(&wal)?.len() == 0);

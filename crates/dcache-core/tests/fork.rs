@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use dcache_core::Cache;
+use dcache_core::CheckMode;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -27,7 +28,9 @@ fn in_child(cache: &Cache) -> Result<(), String> {
     if read("child")? != Some(2) {
         return Err("the child does not read its own write".into());
     }
-    let findings = cache.check(false).map_err(|e| format!("check: {e}"))?;
+    let findings = cache
+        .check(CheckMode::Report)
+        .map_err(|e| format!("check: {e}"))?;
     if !findings.is_empty() {
         return Err(format!("check in the child: {findings:?}"));
     }
@@ -107,7 +110,7 @@ fn a_fork_child_uses_its_own_connections_and_the_parents_keep_working() -> TestR
         assert_eq!(cache.get::<i64>("child")?, Some(2));
         assert_eq!(cache.get::<i64>("counter")?, Some(2));
         cache.set("after", 3)?;
-        assert!(cache.check(false)?.is_empty());
+        assert!(cache.check(CheckMode::Report)?.is_empty());
     }
     // Closes every connection of the parent while the child still has the directory open.
     drop(cache);
@@ -134,6 +137,6 @@ fn a_fork_child_uses_its_own_connections_and_the_parents_keep_working() -> TestR
     );
     assert_eq!(reopened.len()?, 5);
     assert_eq!(reopened.get::<i64>("after")?, Some(3));
-    assert!(reopened.check(false)?.is_empty());
+    assert!(reopened.check(CheckMode::Report)?.is_empty());
     Ok(())
 }

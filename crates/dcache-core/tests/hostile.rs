@@ -9,6 +9,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 use dcache_core::{Cache, Error};
+use dcache_core::{CheckMode, Order, Side};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -108,7 +109,7 @@ fn a_panic_inside_a_nested_transaction_never_commits_its_half() -> TestResult {
         "the panicked call's value file was left behind"
     );
     assert_eq!(cache.len()?, 2);
-    assert!(cache.check(false)?.is_empty());
+    assert!(cache.check(CheckMode::Report)?.is_empty());
     // And a panic in the outermost closure rolls everything back.
     let caught = catch_unwind(AssertUnwindSafe(|| {
         let _ = cache.transact(|c| -> dcache_core::Result<()> {
@@ -230,7 +231,7 @@ fn a_deleted_shm_file_stops_writes_and_loses_nothing_committed() -> TestResult {
             );
         }
         assert_eq!(reopened.get::<i64>("after")?, None);
-        assert!(reopened.check(false)?.is_empty());
+        assert!(reopened.check(CheckMode::Report)?.is_empty());
     }
     Ok(())
 }
@@ -341,15 +342,15 @@ fn one_bad_row_is_an_error_for_that_row_and_iteration_goes_on() -> TestResult {
     );
     assert_eq!(keys.len(), 261);
 
-    for reverse in [false, true] {
-        let sorted: Vec<_> = cache.sorted_items::<String, i64>(reverse).collect();
+    for order in [Order::Ascending, Order::Descending] {
+        let sorted: Vec<_> = cache.sorted_items::<String, i64>(order).collect();
         assert_eq!(
             sorted.iter().filter(|r| r.is_ok()).count(),
             258,
-            "reverse {reverse}"
+            "{order:?}"
         );
-        let sorted_keys: Vec<_> = cache.sorted_keys::<String>(reverse).collect();
-        assert_eq!(sorted_keys.len(), 261, "reverse {reverse}");
+        let sorted_keys: Vec<_> = cache.sorted_keys::<String>(order).collect();
+        assert_eq!(sorted_keys.len(), 261, "{order:?}");
     }
     Ok(())
 }
@@ -400,7 +401,7 @@ fn check_reports_bad_rows_and_counters_and_fix_repairs_them() -> TestResult {
     conn.execute("UPDATE Settings SET value = 'abc' WHERE key = 'count'", [])?;
     conn.execute("UPDATE Settings SET value = 1e300 WHERE key = 'size'", [])?;
     drop(conn);
-    let found = cache.check(false)?;
+    let found = cache.check(CheckMode::Report)?;
     let has = |p: &dyn Fn(&dcache_core::Warning) -> bool| found.iter().any(p);
     assert!(
         has(&|w| matches!(w, dcache_core::Warning::BadRow { .. })),
@@ -418,9 +419,9 @@ fn check_reports_bad_rows_and_counters_and_fix_repairs_them() -> TestResult {
         has(&|w| matches!(w, dcache_core::Warning::BadCounter { name: "size", .. })),
         "{found:?}"
     );
-    let fixed = cache.check_with(true, std::time::Duration::ZERO)?;
+    let fixed = cache.check_with(CheckMode::Fix, std::time::Duration::ZERO)?;
     assert!(!fixed.is_empty());
-    let after = cache.check(false)?;
+    let after = cache.check(CheckMode::Report)?;
     assert!(after.is_empty(), "{after:?}");
     assert_eq!(
         cache.len()?,
@@ -439,7 +440,7 @@ fn check_finds_orphans_in_a_directory_whose_path_contains_cache_db() -> TestResu
     cache.set("k", vec![1u8; 40_000])?;
     fs::create_dir_all(dir.join("ab/cd"))?;
     fs::write(dir.join("ab/cd/orphan.val"), b"x")?;
-    let found = cache.check(false)?;
+    let found = cache.check(CheckMode::Report)?;
     assert!(
         found.iter().any(|w| matches!(w, dcache_core::Warning::UnknownFile { path } if path.ends_with("orphan.val"))),
         "{found:?}"
@@ -448,7 +449,7 @@ fn check_finds_orphans_in_a_directory_whose_path_contains_cache_db() -> TestResu
 }
 
 #[test]
-fn a_missing_value_file_at_the_end_is_skipped_by_peekitem_and_popitem() -> TestResult {
+fn a_missing_value_file_at_the_end_is_skipped_by_peek_item_and_pop_item() -> TestResult {
     let dir = tempfile::tempdir()?;
     let cache = Cache::open(dir.path())?;
     cache.set("a", vec![1u8; 40_000])?;
@@ -462,13 +463,19 @@ fn a_missing_value_file_at_the_end_is_skipped_by_peekitem_and_popitem() -> TestR
             fs::remove_file(dir.path().join(f))?;
         }
     }
-    let (k, e) = cache.peekitem::<String, Vec<u8>>(true)?.expect("an entry");
+    let (k, e) = cache
+        .peek_item::<String, Vec<u8>>(Side::Back)?
+        .expect("an entry");
     assert_eq!((k.as_str(), e.value[0]), ("b", 2));
-    let (k, _) = cache.popitem::<String, Vec<u8>>(true)?.expect("an entry");
+    let (k, _) = cache
+        .pop_item::<String, Vec<u8>>(Side::Back)?
+        .expect("an entry");
     assert_eq!(k, "b");
-    let (k, _) = cache.popitem::<String, Vec<u8>>(true)?.expect("an entry");
+    let (k, _) = cache
+        .pop_item::<String, Vec<u8>>(Side::Back)?
+        .expect("an entry");
     assert_eq!(k, "a");
-    assert!(cache.popitem::<String, Vec<u8>>(true)?.is_none());
+    assert!(cache.pop_item::<String, Vec<u8>>(Side::Back)?.is_none());
     Ok(())
 }
 
@@ -565,7 +572,7 @@ fn recorded_reads_count_like_python_and_read_files_after_the_commit() -> TestRes
     }
     assert_eq!(cache.get_bytes("gone")?, None);
     assert_eq!(cache.get_bytes("absent")?, None);
-    let stats = cache.stats(true, false)?;
+    let stats = cache.stats()?;
     assert_eq!((stats.hits, stats.misses), (1, 2));
 
     let writer = {
@@ -585,7 +592,7 @@ fn recorded_reads_count_like_python_and_read_files_after_the_commit() -> TestRes
         assert!(value.iter().all(|b| *b == value[0]), "one whole value");
     }
     writer.join().expect("no panic")?;
-    let stats = cache.stats(true, false)?;
+    let stats = cache.stats()?;
     assert_eq!((stats.hits, stats.misses), (201, 2));
     Ok(())
 }

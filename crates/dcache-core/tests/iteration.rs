@@ -1,4 +1,4 @@
-//! Iteration, queues, peekitem, memoize and the storage trait.
+//! Iteration, queues, peek_item, memoize and the storage trait.
 
 mod common;
 
@@ -10,6 +10,7 @@ use common::{builder_with, clock};
 use dcache_core::{
     Cache, Error, PushOptions, QUEUE_START, QueueKey, SetOptions, Side, Storage, Update,
 };
+use dcache_core::{CheckMode, Order};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -61,15 +62,21 @@ fn sorted_keys_follow_sqlite_order() -> TestResult {
     for k in [3i64, 1, 2] {
         cache.set(k, 0)?;
     }
-    let sorted: Vec<i64> = cache.sorted_keys(false).collect::<Result<_, _>>()?;
+    let sorted: Vec<i64> = cache
+        .sorted_keys(Order::Ascending)
+        .collect::<Result<_, _>>()?;
     assert_eq!(sorted, [1, 2, 3]);
-    let rev: Vec<i64> = cache.sorted_keys(true).collect::<Result<_, _>>()?;
+    let rev: Vec<i64> = cache
+        .sorted_keys(Order::Descending)
+        .collect::<Result<_, _>>()?;
     assert_eq!(rev, [3, 2, 1]);
     let texts = Cache::temp()?;
     for n in (0..250).rev() {
         texts.set(format!("k{n:04}"), n)?;
     }
-    let text: Vec<String> = texts.sorted_keys(false).collect::<Result<_, _>>()?;
+    let text: Vec<String> = texts
+        .sorted_keys(Order::Ascending)
+        .collect::<Result<_, _>>()?;
     assert_eq!(text.len(), 250);
     assert!(text.windows(2).all(|w| w[0] < w[1]));
     Ok(())
@@ -137,7 +144,7 @@ fn queues_push_and_pull_in_order() -> TestResult {
     );
     let (k, e) = cache.pull::<String>(None, Side::Back)?.unwrap();
     assert_eq!((k, e.value.as_str()), (QueueKey::Int(QUEUE_START), "b"));
-    assert!(cache.check(false)?.is_empty());
+    assert!(cache.check(CheckMode::Report)?.is_empty());
     Ok(())
 }
 
@@ -177,15 +184,15 @@ fn queues_carry_file_values_expiry_and_tags() -> TestResult {
     let (_, e) = cache.pull::<Vec<u8>>(None, Side::Front)?.unwrap();
     assert_eq!(e.value, big);
     assert_eq!(common::value_files(dir.path()).len(), 0);
-    assert!(cache.check(false)?.is_empty());
+    assert!(cache.check(CheckMode::Report)?.is_empty());
     Ok(())
 }
 
 #[test]
-fn peekitem_skips_and_removes_expired_tail_items() -> TestResult {
+fn peek_item_skips_and_removes_expired_tail_items() -> TestResult {
     let clock = clock();
     let cache = builder_with(&clock).open_temp()?;
-    assert!(cache.peekitem::<String, i64>(true)?.is_none());
+    assert!(cache.peek_item::<String, i64>(Side::Back)?.is_none());
     cache.set("a", 0)?;
     cache.set("b", 1)?;
     cache.set_with(
@@ -196,13 +203,13 @@ fn peekitem_skips_and_removes_expired_tail_items() -> TestResult {
     cache.set_with("d", 3, SetOptions::new().expire(Duration::from_millis(100)))?;
     cache.set_with("e", 4, SetOptions::new().expire(Duration::from_millis(100)))?;
     clock.advance(Duration::from_millis(200));
-    let (key, e) = cache.peekitem::<String, i64>(true)?.unwrap();
+    let (key, e) = cache.peek_item::<String, i64>(Side::Back)?.unwrap();
     assert_eq!((key.as_str(), e.value, e.tag), ("c", 2, Some("foo".into())));
     assert!(e.expire_time.is_some());
     assert_eq!(cache.len()?, 3, "d and e were removed");
-    let (key, _) = cache.peekitem::<String, i64>(false)?.unwrap();
+    let (key, _) = cache.peek_item::<String, i64>(Side::Front)?.unwrap();
     assert_eq!(key, "a");
-    let (key, _) = cache.popitem::<String, i64>(false)?.unwrap();
+    let (key, _) = cache.pop_item::<String, i64>(Side::Front)?.unwrap();
     assert_eq!(key, "a");
     assert_eq!(cache.len()?, 2);
     Ok(())
@@ -211,7 +218,7 @@ fn peekitem_skips_and_removes_expired_tail_items() -> TestResult {
 #[test]
 fn memoize_caches_successes_once_and_exposes_keys() -> TestResult {
     let cache = Cache::temp()?;
-    cache.stats(true, false)?;
+    cache.set_statistics(true)?;
     let m = cache.memoize("fib");
     let calls = AtomicUsize::new(0);
     for round in 0..2 {
@@ -224,7 +231,7 @@ fn memoize_caches_successes_once_and_exposes_keys() -> TestResult {
         }
     }
     assert_eq!(calls.load(Ordering::SeqCst), 5);
-    let s = cache.stats(true, true)?;
+    let s = cache.reset_stats()?;
     assert_eq!((s.hits, s.misses), (5, 5), "the second pass is all hits");
     // Errors are not cached.
     let failed: Result<i64, Error> = m.call(&(99,), || Err(Error::KeyNotFound));

@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{builder_with, clock, value_files};
+use dcache_core::CheckMode;
 use dcache_core::{Cache, EvictionPolicy, SetOptions, Warning};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -29,7 +30,7 @@ fn cull_limit_zero_then_ten_removes_exactly_ten_expired_rows() -> TestResult {
     cache.reset("cull_limit", 10)?;
     cache.set(15, 15)?;
     assert_eq!(cache.len()?, 6);
-    assert!(cache.check(false)?.is_empty());
+    assert!(cache.check(CheckMode::Report)?.is_empty());
     Ok(())
 }
 
@@ -44,7 +45,7 @@ fn expire_at_now_plus_eleven_removes_exactly_ten() -> TestResult {
     clock.advance(Duration::from_secs(11));
     assert_eq!(cache.expire()?, 10);
     assert_eq!(cache.len()?, 90);
-    assert!(cache.check(false)?.is_empty());
+    assert!(cache.check(CheckMode::Report)?.is_empty());
     Ok(())
 }
 
@@ -82,7 +83,7 @@ fn least_recently_stored_survivors() -> TestResult {
     }
     assert_eq!(cache.get_bytes(12)?, Some(million().repeat(3)));
     assert_eq!(cache.get_bytes(13)?, Some(million().repeat(4)));
-    assert!(cache.check(false)?.is_empty());
+    assert!(cache.check(CheckMode::Report)?.is_empty());
     Ok(())
 }
 
@@ -107,7 +108,7 @@ fn least_recently_used_survivors() -> TestResult {
     for v in [0, 1, 7, 8, 9, 10] {
         assert_eq!(cache.get_bytes(v)?, Some(million()), "key {v}");
     }
-    assert!(cache.check(false)?.is_empty());
+    assert!(cache.check(CheckMode::Report)?.is_empty());
     Ok(())
 }
 
@@ -132,7 +133,7 @@ fn least_frequently_used_survivors() -> TestResult {
     for v in [0, 1, 7, 8, 9, 10] {
         assert!(cache.contains(v)?, "key {v}");
     }
-    assert!(cache.check(false)?.is_empty());
+    assert!(cache.check(CheckMode::Report)?.is_empty());
     Ok(())
 }
 
@@ -162,7 +163,7 @@ fn cull_reaches_the_size_limit_and_none_policy_does_not_cull() -> TestResult {
     }
     assert_eq!(cache.cull()?, 0);
     assert_eq!(cache.len()?, 10);
-    assert!(cache.check(false)?.is_empty());
+    assert!(cache.check(CheckMode::Report)?.is_empty());
     Ok(())
 }
 
@@ -182,7 +183,7 @@ fn evict_by_tag_and_clear() -> TestResult {
     assert!(!cache.settings().tag_index);
     assert_eq!(cache.clear()?, 30);
     assert_eq!(cache.len()?, 0);
-    assert!(cache.check(false)?.is_empty());
+    assert!(cache.check(CheckMode::Report)?.is_empty());
     Ok(())
 }
 
@@ -210,26 +211,38 @@ fn tag_index_setting_creates_and_drops_the_index() -> TestResult {
 fn stats_count_hits_and_misses() -> TestResult {
     let cache = Cache::temp()?;
     cache.set(0, 0)?;
-    assert_eq!(
-        cache.stats(true, false)?,
-        dcache_core::Stats { hits: 0, misses: 0 }
-    );
+    cache.set_statistics(true)?;
+    assert_eq!(cache.stats()?, dcache_core::Stats { hits: 0, misses: 0 });
     for _ in 0..100 {
         cache.get::<i64>(0)?;
     }
     for _ in 0..10 {
         cache.get::<i64>(1)?;
     }
-    let s = cache.stats(true, true)?;
+    let s = cache.stats()?;
     assert_eq!((s.hits, s.misses), (100, 10));
-    let s = cache.stats(false, false)?;
+    assert!(
+        cache.settings().statistics,
+        "reading the counts leaves statistics on"
+    );
+    cache.get::<i64>(0)?;
+    assert_eq!(cache.stats()?.hits, 101, "and they keep counting");
+    let s = cache.reset_stats()?;
+    assert_eq!((s.hits, s.misses), (101, 10));
+    assert!(
+        cache.settings().statistics,
+        "resetting leaves statistics on"
+    );
+    let s = cache.stats()?;
     assert_eq!((s.hits, s.misses), (0, 0));
+    cache.set_statistics(false)?;
+    assert!(!cache.settings().statistics);
     for _ in 0..100 {
         cache.get::<i64>(0)?;
     }
-    let s = cache.stats(false, false)?;
-    assert_eq!((s.hits, s.misses), (0, 0));
-    assert!(cache.check(false)?.is_empty());
+    let s = cache.stats()?;
+    assert_eq!((s.hits, s.misses), (0, 0), "off: nothing counted");
+    assert!(cache.check(CheckMode::Report)?.is_empty());
     Ok(())
 }
 
@@ -270,7 +283,7 @@ fn check_fix_repairs_moved_and_removed_files_sizes_and_counts() -> TestResult {
     db.execute_batch("UPDATE Cache SET size = 0 WHERE rowid > 1; UPDATE Settings SET value = 0 WHERE key IN ('count', 'size')")?;
     std::fs::create_dir_all(dir.path().join("ff/ee"))?;
 
-    let found = cache.check(false)?;
+    let found = cache.check(CheckMode::Report)?;
     let kinds = |w: &[Warning]| -> Vec<&'static str> {
         let mut k: Vec<_> = w
             .iter()
@@ -294,8 +307,8 @@ fn check_fix_repairs_moved_and_removed_files_sizes_and_counts() -> TestResult {
             "total", "unknown"
         ]
     );
-    cache.check(true)?;
-    assert_eq!(cache.check(false)?, []);
+    cache.check(CheckMode::Fix)?;
+    assert_eq!(cache.check(CheckMode::Report)?, []);
     assert_eq!(cache.len()?, 4);
     assert_eq!(cache.get_bytes(1234)?, Some(blob));
     Ok(())
@@ -307,7 +320,7 @@ fn check_fix_keeps_young_unknown_files() -> TestResult {
     let cache = Cache::open(dir.path())?;
     std::fs::create_dir_all(dir.path().join("ab/cd"))?;
     std::fs::write(dir.path().join("ab/cd/0123.val"), b"in flight")?;
-    assert_eq!(cache.check(true)?.len(), 1);
+    assert_eq!(cache.check(CheckMode::Fix)?.len(), 1);
     assert!(
         dir.path().join("ab/cd/0123.val").exists(),
         "a fresh file may belong to a commit in progress"
@@ -330,8 +343,8 @@ fn check_counts_rows_with_null_keys() -> TestResult {
         )?;
     }
     assert_eq!(cache.len()?, 3);
-    assert_eq!(cache.check(false)?, []);
-    assert_eq!(cache.check(true)?, []);
+    assert_eq!(cache.check(CheckMode::Report)?, []);
+    assert_eq!(cache.check(CheckMode::Fix)?, []);
     assert_eq!(cache.clear()?, 3);
     assert_eq!(cache.len()?, 0);
     Ok(())
@@ -356,12 +369,12 @@ fn check_fix_repairs_a_corrupt_header_with_vacuum() -> TestResult {
     let cache = Cache::open(dir.path())?;
     assert!(
         cache
-            .check(false)?
+            .check(CheckMode::Report)?
             .iter()
             .any(|w| matches!(w, Warning::Integrity(_)))
     );
-    cache.check(true)?;
-    assert_eq!(cache.check(false)?, []);
+    cache.check(CheckMode::Fix)?;
+    assert_eq!(cache.check(CheckMode::Report)?, []);
     assert_eq!(cache.get::<i64>(999)?, Some(999));
     Ok(())
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::value_files;
+use dcache_core::CheckMode;
 use dcache_core::{Cache, Clock, ManualClock, PushOptions, QueueKey, SetOptions, Side, Value};
 use proptest::prelude::*;
 
@@ -190,7 +191,7 @@ fn ck(k: u8) -> i64 {
 fn check_whole(cache: &Cache, m: &Model) -> Result<(), TestCaseError> {
     let keys: Vec<i64> = cache.keys().unwrap().collect::<Result<_, _>>().unwrap();
     prop_assert_eq!(keys, m.keys(), "iteration order");
-    let warnings = cache.check(false).unwrap();
+    let warnings = cache.check(CheckMode::Report).unwrap();
     prop_assert!(warnings.is_empty(), "check found {:?}", warnings);
     Ok(())
 }

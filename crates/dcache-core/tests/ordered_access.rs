@@ -7,17 +7,18 @@ use std::time::Duration;
 
 use common::{builder_with, clock};
 use dcache_core::{Cache, Error, PushOptions, QUEUE_START, QueueKey, SetOptions, Side};
+use dcache_core::{CheckMode, Order};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// The queue's (key, value) pairs in key order.
 fn queue(cache: &Cache) -> Result<Vec<(i64, i64)>, Error> {
-    cache.sorted_items(false).collect()
+    cache.sorted_items(Order::Ascending).collect()
 }
 
 fn values(cache: &Cache) -> Result<Vec<i64>, Error> {
     cache
-        .sorted_items::<i64, i64>(false)
+        .sorted_items::<i64, i64>(Order::Ascending)
         .map(|r| r.map(|(_, v)| v))
         .collect()
 }
@@ -123,14 +124,18 @@ fn sorted_items_page_by_key_in_both_directions() -> TestResult {
         }
         c.set_with(-1, -1, SetOptions::new().expire(Duration::ZERO))
     })?;
-    let items: Vec<(i64, i64)> = cache.sorted_items(false).collect::<Result<_, _>>()?;
+    let items: Vec<(i64, i64)> = cache
+        .sorted_items(Order::Ascending)
+        .collect::<Result<_, _>>()?;
     assert_eq!(items, (0..230).map(|n| (n * 3, n)).collect::<Vec<_>>());
-    let rev: Vec<(i64, i64)> = cache.sorted_items(true).collect::<Result<_, _>>()?;
+    let rev: Vec<(i64, i64)> = cache
+        .sorted_items(Order::Descending)
+        .collect::<Result<_, _>>()?;
     assert_eq!(rev, (0..230).rev().map(|n| (n * 3, n)).collect::<Vec<_>>());
 
     // Removal during iteration is tolerated (from the next page of 100 on); keys added past
     // the position are yielded.
-    let mut it = cache.sorted_items::<i64, i64>(false);
+    let mut it = cache.sorted_items::<i64, i64>(Order::Ascending);
     assert_eq!(it.next().transpose()?, Some((0, 0)));
     cache.delete(3 * 150)?;
     cache.set(10_000, 7)?;
@@ -151,25 +156,34 @@ fn nth_sorted_finds_entries_from_both_ends() -> TestResult {
     }
     cache.set_with(25, 0, SetOptions::new().expire(Duration::from_secs(1)))?;
     clock.advance(Duration::from_secs(2));
-    assert_eq!(cache.nth_sorted_key::<i64>(0, false)?, Some(10));
+    assert_eq!(cache.nth_sorted_key::<i64>(0, Order::Ascending)?, Some(10));
     assert_eq!(
-        cache.nth_sorted_key::<i64>(2, false)?,
+        cache.nth_sorted_key::<i64>(2, Order::Ascending)?,
         Some(30),
         "expired 25 is skipped"
     );
-    assert_eq!(cache.nth_sorted_key::<i64>(4, false)?, Some(50));
-    assert_eq!(cache.nth_sorted_key::<i64>(5, false)?, None);
-    assert_eq!(cache.nth_sorted_key::<i64>(u64::MAX, false)?, None);
-    assert_eq!(cache.nth_sorted_key::<i64>(0, true)?, Some(50));
-    assert_eq!(cache.nth_sorted_key::<i64>(3, true)?, Some(20));
+    assert_eq!(cache.nth_sorted_key::<i64>(4, Order::Ascending)?, Some(50));
+    assert_eq!(cache.nth_sorted_key::<i64>(5, Order::Ascending)?, None);
     assert_eq!(
-        cache.nth_sorted_item::<i64, i64>(1, false)?,
+        cache.nth_sorted_key::<i64>(u64::MAX, Order::Ascending)?,
+        None
+    );
+    assert_eq!(cache.nth_sorted_key::<i64>(0, Order::Descending)?, Some(50));
+    assert_eq!(cache.nth_sorted_key::<i64>(3, Order::Descending)?, Some(20));
+    assert_eq!(
+        cache.nth_sorted_item::<i64, i64>(1, Order::Ascending)?,
         Some((20, 200))
     );
-    assert_eq!(cache.nth_sorted_item::<i64, i64>(1, true)?, Some((40, 400)));
-    assert_eq!(cache.nth_sorted_item::<i64, i64>(5, true)?, None);
+    assert_eq!(
+        cache.nth_sorted_item::<i64, i64>(1, Order::Descending)?,
+        Some((40, 400))
+    );
+    assert_eq!(
+        cache.nth_sorted_item::<i64, i64>(5, Order::Descending)?,
+        None
+    );
     assert!(matches!(
-        cache.nth_sorted_item::<i64, String>(0, false),
+        cache.nth_sorted_item::<i64, String>(0, Order::Ascending),
         Err(Error::Disk(dcache_disk::Error::WrongType { .. }))
     ));
     Ok(())
@@ -206,7 +220,10 @@ fn rotate_queue_moves_blocks_in_one_statement_with_pythons_keys() -> TestResult 
     assert_eq!(values(&cache)?, [3, 4, 0, 1, 2]);
     cache.rotate_queue(i64::MAX)?; // 2^63 - 1 mod 5 = 2 to the right
     assert_eq!(values(&cache)?, [1, 2, 3, 4, 0]);
-    assert!(cache.check(false)?.is_empty(), "count and size stay right");
+    assert!(
+        cache.check(CheckMode::Report)?.is_empty(),
+        "count and size stay right"
+    );
     Ok(())
 }
 
@@ -224,7 +241,7 @@ fn rotate_queue_keeps_gaps_in_order_and_moves_value_files_untouched() -> TestRes
         cache.delete(QUEUE_START + n)?;
     }
     let strings = |c: &Cache| -> Result<Vec<String>, Error> {
-        c.sorted_items::<i64, String>(false)
+        c.sorted_items::<i64, String>(Order::Ascending)
             .map(|r| r.map(|(_, v)| v))
             .collect()
     };
@@ -246,7 +263,7 @@ fn rotate_queue_keeps_gaps_in_order_and_moves_value_files_untouched() -> TestRes
         files,
         "no value file rewritten"
     );
-    assert!(cache.check(false)?.is_empty());
+    assert!(cache.check(CheckMode::Report)?.is_empty());
     Ok(())
 }
 
@@ -279,7 +296,7 @@ fn reverse_queue_swaps_keys_in_place() -> TestResult {
     cache.reverse_queue()?;
     vals.reverse();
     assert_eq!(values(&cache)?, vals);
-    assert!(cache.check(false)?.is_empty());
+    assert!(cache.check(CheckMode::Report)?.is_empty());
     Ok(())
 }
 

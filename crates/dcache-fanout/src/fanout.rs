@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use dcache_collections::{Deque, Index};
 use dcache_core::{
-    Cache, CacheBuilder, Clock, Durability, Entry, Memoized, SetOptions, Settings, Stats, Storage,
-    Update, ValueReader, Warning,
+    Cache, CacheBuilder, CheckMode, Clock, Durability, Entry, Memoized, SetOptions, Settings,
+    Stats, Storage, Update, ValueReader, Warning,
 };
 use dcache_disk::{Disk, DiskFormat, SqlValue};
 use serde::Serialize;
@@ -789,7 +789,25 @@ impl<D: DiskFormat> FanoutCache<D> {
     ///
     /// As [`incr`](Self::incr).
     pub fn decr(&self, key: impl Serialize, delta: i64) -> Result<Option<i64>> {
-        skip_timeout(self.shard(&key)?.decr(&key, delta).map(Some), None)
+        self.decr_or(key, delta, Some(0))
+    }
+
+    /// [`decr`](Self::decr) with the starting value of a missing key (python's
+    /// `decr(key, delta, default)`; `None`: a missing key is an error).
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::decr_or`], timeouts aside.
+    pub fn decr_or(
+        &self,
+        key: impl Serialize,
+        delta: i64,
+        default: Option<i64>,
+    ) -> Result<Option<i64>> {
+        skip_timeout(
+            self.shard(&key)?.decr_or(&key, delta, default).map(Some),
+            None,
+        )
     }
 
     /// [`incr`](Self::incr) with the starting value of a missing key (`None`: a missing key is
@@ -881,29 +899,33 @@ impl<D: DiskFormat> FanoutCache<D> {
         self.sum(|shard| shard.evict(tag.clone()))
     }
 
-    /// Checks (and with `fix` repairs) every shard; returns all findings.
+    /// Checks (and with [`CheckMode::Fix`] repairs) every shard; returns all findings.
     ///
     /// # Errors
     ///
     /// A shard's error.
-    pub fn check(&self, fix: bool) -> Result<Vec<Warning>> {
+    pub fn check(&self, mode: CheckMode) -> Result<Vec<Warning>> {
         let mut all = Vec::new();
         for shard in &self.inner.retrying {
-            all.extend(shard.check(fix)?);
+            all.extend(shard.check(mode)?);
         }
         Ok(all)
     }
 
-    /// [`check`](Self::check) with the age below which `fix` keeps unknown files (see
-    /// [`Cache::check_with`]): `Duration::ZERO` after a crash, when nobody writes.
+    /// [`check`](Self::check) with the age below which [`CheckMode::Fix`] keeps unknown files
+    /// (see [`Cache::check_with`]): `Duration::ZERO` after a crash, when nobody writes.
     ///
     /// # Errors
     ///
     /// A shard's error.
-    pub fn check_with(&self, fix: bool, unknown_file_grace: Duration) -> Result<Vec<Warning>> {
+    pub fn check_with(
+        &self,
+        mode: CheckMode,
+        unknown_file_grace: Duration,
+    ) -> Result<Vec<Warning>> {
         let mut all = Vec::new();
         for shard in &self.inner.retrying {
-            all.extend(shard.check_with(fix, unknown_file_grace)?);
+            all.extend(shard.check_with(mode, unknown_file_grace)?);
         }
         Ok(all)
     }
@@ -934,16 +956,51 @@ impl<D: DiskFormat> FanoutCache<D> {
             .map_err(Error::from)
     }
 
-    /// The summed hit and miss counts; then turns statistics on or off (and zeroes the counts
-    /// with `reset`) in every shard.
+    /// The hit and miss counts summed over the shards. Only reads (see [`Cache::stats`]);
+    /// python's `stats()` also turns statistics on: that is
+    /// [`set_statistics(true)`](Self::set_statistics).
     ///
     /// # Errors
     ///
     /// A shard's error.
-    pub fn stats(&self, enable: bool, reset: bool) -> Result<Stats> {
+    #[doc(alias = "stats()")]
+    pub fn stats(&self) -> Result<Stats> {
+        self.sum_stats(Cache::stats)
+    }
+
+    /// Returns the summed counts and zeroes them in every shard (python's `stats(reset=True)`,
+    /// without its turning statistics on; see [`Cache::reset_stats`]).
+    ///
+    /// # Errors
+    ///
+    /// A shard's error.
+    #[doc(alias = "stats(reset=True)")]
+    pub fn reset_stats(&self) -> Result<Stats> {
+        self.sum_stats(Cache::reset_stats)
+    }
+
+    /// Turns the recording of hits and misses on or off in every shard (python's
+    /// `stats(enable=…)`, `reset('statistics', …)`); see [`Cache::set_statistics`].
+    ///
+    /// # Errors
+    ///
+    /// A shard's error.
+    #[doc(alias = "stats(enable)")]
+    pub fn set_statistics(&self, enabled: bool) -> Result<()> {
+        self.inner
+            .retrying
+            .iter()
+            .try_for_each(|shard| shard.set_statistics(enabled))
+            .map_err(Error::from)
+    }
+
+    fn sum_stats(
+        &self,
+        per_shard: impl Fn(&Cache<D>) -> dcache_core::Result<Stats>,
+    ) -> Result<Stats> {
         let mut total = Stats::default();
         for shard in &self.inner.retrying {
-            let s = shard.stats(enable, reset)?;
+            let s = per_shard(shard)?;
             total.hits += s.hits;
             total.misses += s.misses;
         }

@@ -20,7 +20,7 @@
 //! assert_eq!(cache.get::<i64>(7)?, Some(49));
 //! let sessions = cache.cache("sessions")?; // a full Cache in cache/sessions
 //! let jobs = cache.deque::<String>("jobs")?; // a Deque in deque/jobs
-//! jobs.append("build")?;
+//! jobs.push_back("build")?;
 //! sessions.set("ada", 1)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
+use dcache_core::CheckMode;
 use dcache_core::{SetOptions, Storage, Update};
 use dcache_fanout::{Error, FanoutCache};
 
@@ -341,7 +342,7 @@ fn every_cache_operation_routes_to_the_key_shard() -> TestResult {
     assert_eq!(cache.len()?, 49);
     assert_eq!(cache.clear()?, 49);
     assert!(cache.is_empty()?);
-    assert!(cache.check(false)?.is_empty());
+    assert!(cache.check(CheckMode::Report)?.is_empty());
     Ok(())
 }
 
@@ -367,7 +368,7 @@ fn iteration_goes_shard_by_shard() -> TestResult {
 fn stats_volume_expire_cull_and_reset_cover_all_shards() -> TestResult {
     let clock = Arc::new(dcache_core::ManualClock::default());
     let cache = FanoutCache::builder().clock(clock.clone()).open_temp()?;
-    cache.stats(true, true)?;
+    cache.set_statistics(true)?;
     for n in 0..20i64 {
         cache.set_with(n, n, SetOptions::new().expire(Duration::from_secs(1)))?;
     }
@@ -375,7 +376,8 @@ fn stats_volume_expire_cull_and_reset_cover_all_shards() -> TestResult {
         cache.get::<i64>(n)?;
     }
     cache.get::<i64>(1000)?;
-    let stats = cache.stats(false, false)?;
+    let stats = cache.stats()?;
+    assert!(cache.settings().statistics, "reading left them on");
     assert_eq!((stats.hits, stats.misses), (20, 1));
     assert!(cache.volume()? > 0);
     clock.advance(Duration::from_secs(2));
@@ -551,7 +553,7 @@ fn two_processes_hammering_different_keys() -> TestResult {
         assert_eq!(cache.get::<i64>(("sum", id))?, Some((0..500).sum()));
         assert_eq!(cache.get::<i64>((id, 499))?, Some(499));
     }
-    assert!(cache.check(false)?.is_empty());
+    assert!(cache.check(CheckMode::Report)?.is_empty());
     Ok(())
 }
 
@@ -632,16 +634,16 @@ fn sub_caches_are_shared_per_name_and_names_are_checked() -> TestResult {
 fn deques_and_indexes_live_in_their_subdirectories_and_are_shared() -> TestResult {
     let cache = FanoutCache::temp()?;
     let jobs = cache.deque::<String>("jobs")?;
-    jobs.append("build")?;
-    jobs.append("test")?;
+    jobs.push_back("build")?;
+    jobs.push_back("test")?;
     assert!(cache.directory().join("deque/jobs/cache.db").exists());
     let other = cache.deque::<String>("jobs")?;
     assert_eq!(other.len()?, 2, "same deque per name");
-    assert_eq!(other.popleft()?, "build");
+    assert_eq!(other.pop_front()?.as_deref(), Some("build"));
     let bounded = cache.deque_with_maxlen::<String>("jobs", Some(1))?;
-    bounded.append("deploy")?;
+    bounded.push_back("deploy")?;
     assert_eq!(jobs.len()?, 1, "maxlen trims, per handle");
-    assert_eq!(jobs.peek()?, "deploy");
+    assert_eq!(jobs.back()?.as_deref(), Some("deploy"));
     assert_eq!(
         cache.cache("x")?.settings().eviction_policy,
         dcache_core::EvictionPolicy::LeastRecentlyStored
@@ -652,8 +654,8 @@ fn deques_and_indexes_live_in_their_subdirectories_and_are_shared() -> TestResul
         "collections never evict"
     );
     let users = cache.index::<String, u32>("users/active")?;
-    users.insert("ada", &36)?;
-    users.insert("grace", &45)?;
+    users.insert("ada", 36)?;
+    users.insert("grace", 45)?;
     assert_eq!(
         cache.index::<String, u32>("users/active")?.get("grace")?,
         Some(45)
@@ -683,12 +685,12 @@ fn check_with_zero_grace_removes_orphans_in_every_shard() -> TestResult {
         std::fs::write(cache.directory().join(format!("{n:03}/orphan.val")), b"x")?;
     }
     assert_eq!(
-        cache.check(true)?.len(),
+        cache.check(CheckMode::Fix)?.len(),
         2,
         "young orphans are reported, not removed"
     );
-    assert_eq!(cache.check_with(true, Duration::ZERO)?.len(), 2);
-    assert!(cache.check(false)?.is_empty());
+    assert_eq!(cache.check_with(CheckMode::Fix, Duration::ZERO)?.len(), 2);
+    assert!(cache.check(CheckMode::Report)?.is_empty());
     assert_eq!(cache.get::<i64>("k")?, Some(1));
     Ok(())
 }

@@ -5,13 +5,14 @@
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
+use dcache::CheckMode;
 use dcache::{
     Averager, Barrier, BoundedSemaphore, Cache, Deque, EvictionPolicy, Index, JsonDisk, Lock,
     MemoizeStampede, MsgpackDisk, PushOptions, RLock, SetOptions, Side, Storage, Throttle, Update,
 };
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct User {
     name: String,
     langs: Vec<String>,
@@ -147,7 +148,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     step("Deque: a persistent double-ended queue, python's Deque on the same files");
     let jobs: Deque<String> = Deque::open(root.join("deque"))?;
     jobs.extend(["build", "test", "deploy"].map(String::from))?;
-    jobs.appendleft("fetch")?;
+    jobs.push_front("fetch")?;
     println!("jobs: {:?}", jobs.iter().collect::<Result<Vec<_>, _>>()?);
     jobs.rotate(1)?; // the last element moves to the front, in one transaction
     println!(
@@ -157,31 +158,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!(
         "popleft -> {:?}; pop -> {:?}; {} left",
-        jobs.popleft()?,
-        jobs.pop()?,
+        jobs.pop_front()?,
+        jobs.pop_back()?,
         jobs.len()?
     );
     let recent = jobs.clone().with_maxlen(Some(2))?; // maxlen belongs to the handle
-    recent.append("release")?;
+    recent.push_back("release")?;
     println!(
         "a handle with maxlen 2 keeps the newest: {:?}",
         jobs.iter().collect::<Result<Vec<_>, _>>()?
     );
-    match jobs.get(10) {
-        Err(e) => println!("get(10) -> {e}"),
-        Ok(v) => println!("unexpected {v:?}"),
-    }
+    // Past the end is `None`, as `VecDeque::get` (python raises IndexError).
+    println!("get(10) -> {:?}", jobs.get(10)?);
 
     step("Index: a persistent mapping in insertion order, python's Index on the same files");
     let users: Index<String, User> = Index::open(root.join("index"))?;
-    users.insert("ada", &ada)?;
+    users.insert("ada", ada.clone())?; // values go in by value, keys by reference
     let grace = User {
         name: "Grace".into(),
         langs: vec!["COBOL".into()],
         admin: false,
     };
-    users.insert("grace", &grace)?;
-    users.insert("ada", &ada)?; // overwriting keeps the place
+    users.insert("grace", grace.clone())?;
+    users.insert("ada", ada.clone())?; // overwriting keeps the place
     let names: Vec<String> = users.keys().collect::<Result<_, _>>()?;
     println!("keys in insertion order: {names:?}");
     println!(
@@ -189,8 +188,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         users.get("grace")?.map(|u| u.langs)
     );
     println!(
-        "popitem(last) -> {:?}; setdefault keeps an existing value: {:?}",
-        users.popitem(true)?.map(|(k, _)| k),
+        "pop_item(Side::Back) -> {:?}; setdefault keeps an existing value: {:?}",
+        users.pop_item(Side::Back)?.map(|(k, _)| k),
         users.setdefault("ada", grace)?.name
     );
 
@@ -374,11 +373,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     step("Statistics and consistency checks");
-    cache.stats(true, true)?;
+    cache.set_statistics(true)?;
     cache.get::<String>("greeting")?;
     cache.get::<String>("missing")?;
-    println!("stats: {:?}", cache.stats(false, false)?);
-    println!("check(): {} findings", cache.check(false)?.len());
+    println!("stats: {:?}", cache.stats()?); // reads; statistics stay on
+    cache.reset_stats()?; // python's stats(reset=True)
+    cache.set_statistics(false)?; // python's stats(enable=False)
+    println!(
+        "check(): {} findings",
+        cache.check(CheckMode::Report)?.len()
+    );
 
     step(
         "FanoutCache: keys spread over shards (python's choice), a busy shard is skipped, not waited for",

@@ -113,7 +113,7 @@ mod tests {
                 "{e:?}"
             );
         }
-        let not = Error::from(collections::Error::Empty { operation: "pop" });
+        let not = Error::from(collections::Error::IndexOutOfRange { index: 0, len: 0 });
         assert!(!not.is_timeout());
         assert!(not.cache_error().is_none());
         let disk = Error::from(disk::Error::MissingFile { path: "x".into() });

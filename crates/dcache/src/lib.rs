@@ -119,9 +119,9 @@ pub use dcache_sync as sync;
 
 pub use dcache_collections::{Deque, Index};
 pub use dcache_core::{
-    BackendErrorKind, Cache, CacheBuilder, Clock, Durability, Entry, EvictionPolicy, ManualClock,
-    Memoized, PushOptions, QueueKey, SetOptions, Settings, Side, Stats, Storage, SystemClock, Tag,
-    Update, ValueReader, Warning,
+    BackendErrorKind, Cache, CacheBuilder, CheckMode, Clock, Durability, Entry, EvictionPolicy,
+    ManualClock, Memoized, Order, PushOptions, QueueKey, SetOptions, Settings, Side, Stats,
+    Storage, SystemClock, Tag, Update, ValueReader, Warning,
 };
 pub use dcache_disk::{Disk, DiskFormat, JsonDisk, MsgpackDisk, Value};
 pub use dcache_fanout::{FanoutCache, FanoutCacheBuilder};

@@ -18,6 +18,7 @@ use dcache::{
     Cache, EvictionPolicy, ManualClock, PushOptions, QueueKey, SetOptions, Side, Tag, Value,
     Warning,
 };
+use dcache::{CheckMode, Order};
 use serde::{Serialize, Serializer};
 use serde_json::{Value as Json, json};
 
@@ -214,7 +215,7 @@ fn native_keys_and_values_round_trip_with_their_types() -> TestResult {
     assert_eq!(cache.get::<f64>(0)?, Some(f64::INFINITY));
     assert_eq!(cache.get::<String>("")?.as_deref(), Some(""));
     assert_eq!(cache.get::<Vec<u8>>(&b""[..])?, Some(vec![]));
-    assert_eq!(cache.check(false)?, []);
+    assert_eq!(cache.check(CheckMode::Report)?, []);
     Ok(())
 }
 
@@ -288,7 +289,7 @@ fn nan_keys_are_refused_and_python_nan_rows_are_harmless() -> TestResult {
     assert_eq!(cache.len()?, 3);
     // dcache's check counts every row; python's counts `COUNT(key)`, which skips NULL keys,
     // so python reports (and with fix=True, writes) a count that is too low.
-    assert_eq!(cache.check(false)?, []);
+    assert_eq!(cache.check(CheckMode::Report)?, []);
     assert_eq!(
         out["check"],
         json!(["Settings.count != COUNT(Cache.key); 3 != 1"])
@@ -303,7 +304,9 @@ fn rust_view(cache: &Cache) -> Result<Json, Box<dyn std::error::Error>> {
     let tagged = |keys: Vec<Value>| keys.iter().map(tag).collect::<Vec<_>>();
     let keys: Vec<Value> = cache.keys()?.collect::<Result<_, _>>()?;
     let keys_rev: Vec<Value> = cache.keys_rev()?.collect::<Result<_, _>>()?;
-    let sorted: Vec<Value> = cache.sorted_keys(false).collect::<Result<_, _>>()?;
+    let sorted: Vec<Value> = cache
+        .sorted_keys(Order::Ascending)
+        .collect::<Result<_, _>>()?;
     let mut entries = Vec::new();
     for key in &keys {
         let entry = cache.get_entry::<Value>(key)?;
@@ -450,7 +453,7 @@ fn expire_times_tags_order_and_volume_agree() -> TestResult {
         out["rust_after"]["keys"]
     );
     assert_eq!(out["rust_after"]["check"], json!([]));
-    assert_eq!(cache.check(false)?, []);
+    assert_eq!(cache.check(CheckMode::Report)?, []);
     assert_eq!(json!(cache.volume()?), out["rust_after"]["volume"]);
 
     // dcache sees what python wrote as python sees it.
@@ -466,7 +469,7 @@ fn expire_times_tags_order_and_volume_agree() -> TestResult {
         cache.keys::<String>()?.collect::<Result<Vec<_>, _>>()?,
         ["untagged"]
     );
-    assert_eq!(cache.check(false)?, []);
+    assert_eq!(cache.check(CheckMode::Report)?, []);
     Ok(())
 }
 
@@ -536,7 +539,7 @@ fn honour_settings(dir: &Path) -> Result<Json, Box<dyn std::error::Error>> {
         assert_eq!(cache.get::<Vec<u8>>("k05")?, Some(vec![5; 10_000]));
     }
     assert_eq!(cache.get::<Vec<u8>>("nope")?, None);
-    let stats = cache.stats(true, false)?;
+    let stats = cache.stats()?;
     report["stats"] = json!([stats.hits, stats.misses]);
     report["culled"] = json!(cache.cull()?);
     let mut survivors: Vec<String> = cache.keys()?.collect::<Result<_, _>>()?;
@@ -598,7 +601,7 @@ fn settings_written_by_dcache_are_honoured_by_python() -> TestResult {
         &json!({ "dir": path_str(dir.path()) }),
     );
     assert_settings_honoured(&py, dir.path(), &report, size_limit);
-    assert_eq!(Cache::open(dir.path())?.check(false)?, []);
+    assert_eq!(Cache::open(dir.path())?.check(CheckMode::Report)?, []);
     Ok(())
 }
 
@@ -701,7 +704,7 @@ fn culling_on_either_side_leaves_a_directory_the_other_checks_clean() -> TestRes
     assert!(removed[0] > 0, "{removed:?}");
     assert!(cache.len()? < unculled, "{} vs {unculled}", cache.len()?);
     assert!(cache.volume()? <= 100_000);
-    assert_eq!(cache.check(false)?, []);
+    assert_eq!(cache.check(CheckMode::Report)?, []);
 
     let out = py.call(
         SCRIPT,
@@ -716,7 +719,7 @@ fn culling_on_either_side_leaves_a_directory_the_other_checks_clean() -> TestRes
     assert!(out["py"]["removed"][0].as_u64().unwrap() > 0, "{out}");
     assert!(cache.len()? < unculled, "{} vs {unculled}", cache.len()?);
     assert!(cache.volume()? <= 100_000);
-    assert_eq!(cache.check(false)?, []);
+    assert_eq!(cache.check(CheckMode::Report)?, []);
     assert_eq!(out["py"]["items"], rust_items(&cache)?);
     assert_eq!(out["py"]["len"], cache.len()?);
     Ok(())
@@ -855,7 +858,7 @@ fn check_fix_on_either_side_repairs_what_the_other_damaged() -> TestResult {
     );
     assert_eq!(out["rust"]["after"], json!([]));
     assert_repaired_items(&out["rust"]["items"]);
-    assert_eq!(cache.check(false)?, []);
+    assert_eq!(cache.check(CheckMode::Report)?, []);
     assert_repaired_items(&rust_items(&cache)?);
 
     // dcache finds exactly the damage python did to its own directory, in the same words,
@@ -870,13 +873,13 @@ fn check_fix_on_either_side_repairs_what_the_other_damaged() -> TestResult {
     };
     let cache = Cache::open(py_dir.path())?;
     let mut fixed: Vec<String> = cache
-        .check(true)?
+        .check(CheckMode::Fix)?
         .iter()
         .map(|w| w.to_string().replace(path_str(py_dir.path()), "<dir>"))
         .collect();
     fixed.sort();
     assert_eq!(fixed, expected_fix_warnings(py_dir.path(), &py_damage));
-    assert_eq!(cache.check(false)?, []);
+    assert_eq!(cache.check(CheckMode::Report)?, []);
     assert_repaired_items(&rust_items(&cache)?);
     let after = py.call(
         SCRIPT,
@@ -899,7 +902,7 @@ fn check_fix_keeps_young_unknown_files_that_python_removes() -> TestResult {
     std::fs::write(&young, b"maybe a commit in flight")?;
 
     // dcache reports it but keeps it: a writer writes its file before its row commits.
-    let warnings = cache.check(true)?;
+    let warnings = cache.check(CheckMode::Fix)?;
     assert_eq!(
         warnings,
         [Warning::UnknownFile {
@@ -912,9 +915,9 @@ fn check_fix_keeps_young_unknown_files_that_python_removes() -> TestResult {
         .write(true)
         .open(&young)?
         .set_modified(SystemTime::now() - Duration::from_secs(61))?;
-    assert_eq!(cache.check(true)?.len(), 1);
+    assert_eq!(cache.check(CheckMode::Fix)?.len(), 1);
     assert!(!young.exists());
-    assert_eq!(cache.check(false)?, []);
+    assert_eq!(cache.check(CheckMode::Report)?, []);
 
     // Python removes an unknown file whatever its age.
     std::fs::write(&young, b"maybe a commit in flight")?;
@@ -938,7 +941,7 @@ fn check_fix_removes_nested_empty_directories_in_one_pass() -> TestResult {
     }
     // dcache visits the deepest directories first, so a parent the fix empties goes too.
     let cache = Cache::open(rust_dir.path())?;
-    let warnings = cache.check(true)?;
+    let warnings = cache.check(CheckMode::Fix)?;
     assert_eq!(
         warnings,
         [
@@ -950,7 +953,7 @@ fn check_fix_removes_nested_empty_directories_in_one_pass() -> TestResult {
             },
         ]
     );
-    assert_eq!(cache.check(false)?, []);
+    assert_eq!(cache.check(CheckMode::Report)?, []);
     // Python walks top-down: the emptied parent is only found by the next check.
     let out = py.call(
         SCRIPT,
@@ -1073,7 +1076,7 @@ fn queue_pushes_on_one_side_are_pulled_in_order_on_the_other() -> TestResult {
         json!([[t(format!("exp-{:015}", Q + 1)), t("fresh")]])
     );
     assert_eq!(p["len"], 0);
-    assert_eq!(cache.check(false)?, []);
+    assert_eq!(cache.check(CheckMode::Report)?, []);
 
     // dcache continues python's queues and pulls them in order.
     let cache = Cache::open(py_dir.path())?;
@@ -1121,7 +1124,7 @@ fn queue_pushes_on_one_side_are_pulled_in_order_on_the_other() -> TestResult {
         [json!([t(format!("exp-{:015}", Q + 1)), t("fresh")])]
     );
     assert_eq!(cache.len()?, 0);
-    assert_eq!(cache.check(false)?, []);
+    assert_eq!(cache.check(CheckMode::Report)?, []);
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 mod common;
 
+use dcache::Order;
 use dcache::{Cache, Deque, EvictionPolicy, Index, QueueKey, Side};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -40,9 +41,9 @@ fn a_deque_written_by_python_reads_back_in_order() -> TestResult {
     );
     let rev: Vec<String> = deque.iter_rev().collect::<Result<_, _>>()?;
     assert_eq!(rev, ours.iter().rev().cloned().collect::<Vec<_>>());
-    assert_eq!(deque.get(-1)?, ours[4]);
-    assert_eq!(deque.popleft()?, ours[0]);
-    assert_eq!(deque.pop()?, ours[4]);
+    assert_eq!(deque.get(-1)?.as_ref(), Some(&ours[4]));
+    assert_eq!(deque.pop_front()?.as_ref(), Some(&ours[0]));
+    assert_eq!(deque.pop_back()?.as_ref(), Some(&ours[4]));
     assert_eq!(deque.len()?, 3);
     Ok(())
 }
@@ -53,7 +54,7 @@ fn a_deque_written_by_rust_reads_back_in_order_in_python() -> TestResult {
     let dir = tempfile::tempdir()?;
     let deque: Deque<i64> = Deque::open(dir.path())?;
     deque.extend(0..6)?;
-    deque.extendleft([-1, -2])?;
+    deque.extend_front([-1, -2])?;
     deque.rotate(3)?;
     deque.rotate(-1)?;
     deque.reverse()?;
@@ -127,7 +128,7 @@ fn maxlen_belongs_to_each_handle_on_both_sides() -> TestResult {
     // A bounded Rust handle trims; nothing of it is stored either.
     let bounded = unbounded.clone().with_maxlen(Some(2))?;
     assert!(bounded.eq_items([5, 6])?);
-    bounded.append(&7)?;
+    bounded.push_back(&7)?;
     assert!(bounded.eq_items([6, 7])?);
     let out = py.run(
         "import sys, json, diskcache\n\
@@ -140,7 +141,7 @@ fn maxlen_belongs_to_each_handle_on_both_sides() -> TestResult {
     );
     assert_eq!(out, "inf\n[6, 7, 8]\n");
     assert!(unbounded.eq_items([6, 7, 8])?);
-    bounded.appendleft(&5)?;
+    bounded.push_front(&5)?;
     assert!(
         unbounded.eq_items([5, 6])?,
         "the bounded handle trims the back"
@@ -188,12 +189,12 @@ fn an_index_written_by_python_reads_back_in_insertion_order() -> TestResult {
     let keys_rev: Vec<String> = ix.keys_rev().collect::<Result<_, _>>()?;
     assert_eq!(keys_rev[0], "q-500000000000000");
     assert_eq!(ix.get("a")?, Some(10));
-    assert_eq!(ix.peekitem(false)?, Some(("c".to_owned(), 3)));
+    assert_eq!(ix.peek_item(Side::Front)?, Some(("c".to_owned(), 3)));
     assert_eq!(
         ix.pull(Some("q"), Side::Front)?,
         Some((QueueKey::Text("q-500000000000000".into()), 99))
     );
-    assert_eq!(ix.popitem(true)?, Some(("e".to_owned(), 5)));
+    assert_eq!(ix.pop_item(Side::Back)?, Some(("e".to_owned(), 5)));
 
     // Tuple keys are pickles: readable in order (python's pickle bytes are its own, so Rust
     // reads them but does not re-create them byte for byte).
@@ -215,13 +216,13 @@ fn an_index_written_by_rust_reads_back_in_insertion_order_in_python() -> TestRes
     let dir = tempfile::tempdir()?;
     let ix: Index<String, i64> = Index::open(dir.path())?;
     ix.try_extend([("z", 26), ("m", 13), ("a", 1), ("q", 17)].map(|(k, v)| (k.to_owned(), v)))?;
-    ix.insert("m", &130)?;
+    ix.insert("m", 130)?;
     ix.remove("a")?;
-    ix.insert("a", &100)?;
-    assert_eq!(ix.popitem(false)?, Some(("z".to_owned(), 26)));
-    ix.push(&7, Some("jobs"), Side::Back)?;
+    ix.insert("a", 100)?;
+    assert_eq!(ix.pop_item(Side::Front)?, Some(("z".to_owned(), 26)));
+    ix.push(7, Some("jobs"), Side::Back)?;
     let big = Index::<String, String>::from_cache(ix.cache().clone());
-    big.insert("big", "y".repeat(40_000).as_str())?;
+    big.insert("big", "y".repeat(40_000))?;
     let out = py.run(
         "import sys, json, diskcache\n\
          from collections import OrderedDict\n\
@@ -246,7 +247,7 @@ fn an_index_written_by_rust_reads_back_in_insertion_order_in_python() -> TestRes
     assert_eq!(lines[3], "[\"jobs-500000000000000\", 7]");
     assert_eq!(lines[4], "[\"m\", 130]");
     assert_eq!(ix.len()?, 3);
-    assert_eq!(ix.peekitem(false)?, Some(("q".to_owned(), 17)));
+    assert_eq!(ix.peek_item(Side::Front)?, Some(("q".to_owned(), 17)));
     Ok(())
 }
 
@@ -256,11 +257,14 @@ fn rotating_gives_the_keys_python_gives() -> TestResult {
     let (ours, theirs) = (tempfile::tempdir()?, tempfile::tempdir()?);
     let deque: Deque<i64> = Deque::open(ours.path())?;
     deque.extend(0..6)?;
-    deque.appendleft(&-1)?;
+    deque.push_front(&-1)?;
     for steps in [2, -5, 13, -1] {
         deque.rotate(steps)?;
     }
-    let keys: Vec<i64> = deque.cache().sorted_keys(false).collect::<Result<_, _>>()?;
+    let keys: Vec<i64> = deque
+        .cache()
+        .sorted_keys(Order::Ascending)
+        .collect::<Result<_, _>>()?;
     let out = py.run(
         "import sys, json, diskcache\n\
          d = diskcache.Deque(range(6), directory=sys.argv[1])\n\

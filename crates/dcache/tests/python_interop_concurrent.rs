@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, Write};
 
 use common::path_str;
 use common::tagged::{t, tag};
+use dcache::CheckMode;
 use dcache::{Cache, PushOptions, Side, Value};
 use serde_json::{Value as Json, json};
 
@@ -178,7 +179,7 @@ fn python_and_dcache_writing_at_once_lose_nothing() -> TestResult {
         &json!({ "dir": path_str(dir.path()) }),
     );
     assert_eq!(dump["check"], json!([]));
-    assert_eq!(cache.check(false)?, []);
+    assert_eq!(cache.check(CheckMode::Report)?, []);
     let mut rust_items = Vec::new();
     for key in cache.keys::<Value>()? {
         let key = key?;

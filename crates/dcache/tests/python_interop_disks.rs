@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use common::path_str;
 use common::tagged::{t, tag};
+use dcache::CheckMode;
 use dcache::disk::SqlValue;
 use dcache::{Cache, JsonDisk, MsgpackDisk, Value};
 use serde::{Deserialize, Serialize};
@@ -250,7 +251,7 @@ fn msgpack_disk_directories_stay_readable_by_python() -> TestResult {
             .map(|m| m.len()),
         Some(2)
     );
-    assert_eq!(disk.check(false)?, []);
+    assert_eq!(disk.check(CheckMode::Report)?, []);
     Ok(())
 }
 

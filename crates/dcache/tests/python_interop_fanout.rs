@@ -5,6 +5,7 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use dcache::CheckMode;
 use dcache::{FanoutCache, SetOptions, Tag};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -61,7 +62,7 @@ sys.stdout.write(' '.join(shards))
     assert_eq!(rust.get::<i64>("gone")?, None, "expired on both sides");
     assert_eq!(rust.len()?, 203);
     assert_eq!(rust.evict("t0")?, 67);
-    assert!(rust.check(false)?.is_empty());
+    assert!(rust.check(CheckMode::Report)?.is_empty());
     Ok(())
 }
 
@@ -133,7 +134,7 @@ fn python_and_rust_writing_concurrently_lose_nothing() -> TestResult {
         Some(4000),
         "no increment lost on either side"
     );
-    assert!(rust.check(false)?.is_empty());
+    assert!(rust.check(CheckMode::Report)?.is_empty());
     let check = py.run(
         r"
 import sys, diskcache
@@ -157,9 +158,9 @@ fn fanout_sub_collections_are_shared_with_python() -> TestResult {
     let path = dir.path().to_str().unwrap();
     let rust = FanoutCache::open(dir.path())?;
     let jobs = rust.deque::<String>("jobs")?;
-    jobs.append("rust-1")?;
+    jobs.push_back("rust-1")?;
     let users = rust.index::<String, i64>("users")?;
-    users.insert("ada", &1)?;
+    users.insert("ada", 1)?;
     rust.cache("misc")?.set("k", "v")?;
     let out = py.run(
         r"

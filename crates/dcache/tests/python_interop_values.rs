@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use common::path_str;
 use common::tagged::{t, tag};
+use dcache::CheckMode;
 use dcache::cache::Error;
 use dcache::disk::{BigInt, Error as DiskError};
 use dcache::{Cache, Value};
@@ -229,7 +230,7 @@ fn structured_values_cross_as_python_builtins_and_serde_types() -> TestResult {
         panic!("2**200 reads as a big integer");
     };
     assert_eq!(big.as_signed_bytes_le().len(), 26);
-    assert_eq!(cache.check(false)?, []);
+    assert_eq!(cache.check(CheckMode::Report)?, []);
     Ok(())
 }
 
@@ -278,7 +279,7 @@ fn pickled_class_instances_are_an_error_never_code_execution() -> TestResult {
     );
     assert_eq!(cache.get::<i64>(("evil-key",))?, Some(1));
     assert_eq!(cache.len()?, 4);
-    assert_eq!(cache.check(false)?, []);
+    assert_eq!(cache.check(CheckMode::Report)?, []);
     Ok(())
 }
 
@@ -367,7 +368,7 @@ fn structured_keys_are_iterated_both_ways_and_simple_tuples_are_shared() -> Test
     // Python pickled its `('a', 'a')` with a memo reference to the one `'a'` object: the bytes
     // differ from dcache's, so the same-looking key is another row.
     assert_eq!(cache.get::<String>(("a", "a"))?, None);
-    assert_eq!(cache.check(false)?, []);
+    assert_eq!(cache.check(CheckMode::Report)?, []);
     Ok(())
 }
 

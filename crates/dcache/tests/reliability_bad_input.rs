@@ -7,6 +7,7 @@ mod reliability;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use dcache::CheckMode;
 use dcache::cache::Error;
 use dcache::disk::{Error as DiskError, Format};
 use dcache::{Cache, JsonDisk, MsgpackDisk, Warning};
@@ -69,7 +70,7 @@ fn a_value_file_replaced_by_one_of_another_size_reads_as_a_miss() -> TestResult 
             "{key}: the row stays until check(fix)"
         );
         // check names it precisely.
-        let warnings = cache.check(false)?;
+        let warnings = cache.check(CheckMode::Report)?;
         assert_eq!(
             warnings,
             [Warning::WrongSize {
@@ -83,7 +84,7 @@ fn a_value_file_replaced_by_one_of_another_size_reads_as_a_miss() -> TestResult 
         // pop drops the damaged entry (a miss) and nothing else.
         assert_eq!(cache.pop::<Vec<u8>>(key)?, None, "{key}");
         assert!(!cache.contains(key)?, "{key}");
-        assert!(cache.check(false)?.is_empty(), "{key}");
+        assert!(cache.check(CheckMode::Report)?.is_empty(), "{key}");
         tried += 1;
     }
     assert_bystanders(&cache)?;
@@ -129,7 +130,7 @@ fn a_value_file_replaced_by_garbage_of_the_same_size_is_a_decode_error() -> Test
     assert_eq!(cache.get_bytes("bytes")?, Some(vec![2u8; 64]));
     assert_bystanders(&cache)?;
     // check does not read contents, so it reports nothing: sizes match.
-    assert!(cache.check(false)?.is_empty());
+    assert!(cache.check(CheckMode::Report)?.is_empty());
 
     // MessagePack and JSON+zlib value files.
     let msgpack_dir = tempfile::tempdir()?;
@@ -329,7 +330,7 @@ fn a_full_disk_fails_writes_with_a_typed_error_and_loses_nothing() -> TestResult
     assert_eq!(cache.get_bytes(format!("late{written}"))?, None);
     assert_eq!(cache.get_bytes("too-big")?, None);
     assert_eq!(cache.len()?, (EARLIER + written) as u64);
-    let warnings = cache.check(false)?;
+    let warnings = cache.check(CheckMode::Report)?;
     assert!(warnings.is_empty(), "{warnings:?}");
     // And it takes writes again.
     cache.set("after", 1)?;

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use dcache::collections::Error as CollectionError;
+use dcache::CheckMode;
 use dcache::{Cache, Deque, FanoutCache, Side, Value};
 use reliability::{Rng, child_command, env_count, figure, payload};
 use serde::{Deserialize, Serialize};
@@ -173,7 +173,7 @@ impl Store {
             Store::Cache(c) => {
                 c.push(value)?;
             }
-            Store::Fanout(_, d) => d.append(value)?,
+            Store::Fanout(_, d) => d.push_back(value)?,
         }
         Ok(())
     }
@@ -181,11 +181,7 @@ impl Store {
     fn pull(&self) -> StoreResult<Option<Vec<u8>>> {
         match self {
             Store::Cache(c) => Ok(c.pull::<Vec<u8>>(None, Side::Front)?.map(|(_, e)| e.value)),
-            Store::Fanout(_, d) => match d.popleft() {
-                Ok(v) => Ok(Some(v)),
-                Err(CollectionError::Empty { .. }) => Ok(None),
-                Err(e) => Err(e.into()),
-            },
+            Store::Fanout(_, d) => Ok(d.pop_front()?),
         }
     }
 }
@@ -512,7 +508,7 @@ fn run(kind: Kind, test_name: &str) -> TestResult {
     };
     let mut rows = 0;
     for cache in &caches {
-        let warnings = cache.check(false)?;
+        let warnings = cache.check(CheckMode::Report)?;
         assert!(warnings.is_empty(), "check found {warnings:?}");
         rows += cache.len()?;
     }

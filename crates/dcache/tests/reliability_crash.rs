@@ -5,7 +5,7 @@
 //! kills it with SIGKILL at a random moment, then opens the cache and checks that:
 //!
 //! - `check(false)` finds nothing, or only what a killed writer may leave (an orphan value
-//!   file, an empty directory), and `check_with(true, 0)` then leaves it clean;
+//!   file, an empty directory), and `check_with(CheckMode::Fix, 0)` then leaves it clean;
 //! - every operation the child reported done is there with its exact value, and the one in
 //!   flight either landed whole or not at all (the cache equals the model with or without it);
 //! - every result the child reported (incr totals, pulled values, delete outcomes, queue keys)
@@ -26,6 +26,7 @@ use std::str::FromStr;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use dcache::CheckMode;
 use dcache::{Cache, Deque, FanoutCache, Index, QueueKey, Side, Value, Warning};
 use reliability::{Rng, env_count, figure, payload, spawn_piped};
 
@@ -238,18 +239,15 @@ impl Store {
                 fanout.delete(format!("k{key}"))?.to_string()
             }
             (Store::Fanout { deque, .. }, Op::Push { len, seed }) => {
-                deque.append(&payload(len, seed))?;
+                deque.push_back(&payload(len, seed))?;
                 "ok".into()
             }
-            (Store::Fanout { deque, .. }, Op::Pull) => {
-                if deque.is_empty()? {
-                    "empty".into()
-                } else {
-                    fnv(&deque.popleft()?).to_string()
-                }
-            }
+            (Store::Fanout { deque, .. }, Op::Pull) => match deque.pop_front()? {
+                Some(value) => fnv(&value).to_string(),
+                None => "empty".into(),
+            },
             (Store::Fanout { index, .. }, Op::IndexSet { key, len, seed }) => {
-                index.insert(&format!("i{key}"), &payload(len, seed))?;
+                index.insert(&format!("i{key}"), payload(len, seed))?;
                 "ok".into()
             }
             (Store::Fanout { index, .. }, Op::IndexRemove { key }) => {
@@ -475,7 +473,7 @@ fn parse_report(lines: &[String]) -> Result<Report, String> {
 fn check_and_repair(store: &Store) -> Result<usize, Box<dyn std::error::Error>> {
     let mut found = 0;
     for cache in store.caches() {
-        let warnings = cache.check(false)?;
+        let warnings = cache.check(CheckMode::Report)?;
         for w in &warnings {
             assert!(
                 matches!(w, Warning::UnknownFile { .. } | Warning::EmptyDir { .. }),
@@ -486,8 +484,8 @@ fn check_and_repair(store: &Store) -> Result<usize, Box<dyn std::error::Error>> 
         if !warnings.is_empty() {
             found += warnings.len();
             // No writer is alive: orphans may go at once.
-            cache.check_with(true, Duration::ZERO)?;
-            let after = cache.check(false)?;
+            cache.check_with(CheckMode::Fix, Duration::ZERO)?;
+            let after = cache.check(CheckMode::Report)?;
             assert!(after.is_empty(), "check(fix) left {after:?}");
         }
     }

@@ -10,6 +10,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use dcache::CheckMode;
 use dcache::cache::Error;
 use dcache::disk::Error as DiskError;
 use dcache::fanout::Error as FanoutError;
@@ -123,8 +124,8 @@ fn value_file_paths_never_come_from_keys() -> TestResult {
         assert_eq!(cache.get_bytes(key.as_bytes())?, Some(value(i)), "{key}");
         assert_eq!(fanout.get_bytes(*key)?, Some(value(i)), "{key}");
     }
-    assert!(cache.check(false)?.is_empty());
-    assert!(json.check(false)?.is_empty());
+    assert!(cache.check(CheckMode::Report)?.is_empty());
+    assert!(json.check(CheckMode::Report)?.is_empty());
     figure("security", "hostile_keys_written", tried);
     Ok(())
 }
@@ -201,7 +202,7 @@ fn rows_naming_files_outside_the_directory_are_refused_and_the_files_survive() -
                 culled
             }),
             ("check(fix)", &|| {
-                cache.check_with(true, Duration::ZERO).map(drop)
+                cache.check_with(CheckMode::Fix, Duration::ZERO).map(drop)
             }),
         ];
         for (what, drop_row) in drops {
@@ -219,7 +220,7 @@ fn rows_naming_files_outside_the_directory_are_refused_and_the_files_survive() -
         cache.set("k", vec![1u8; 8])?;
         point_row_at(&cache, "k", name)?;
         // (The row's own value file is now an orphan: reported as unknown.)
-        let warnings = cache.check(false)?;
+        let warnings = cache.check(CheckMode::Report)?;
         assert!(
             warnings.contains(&dcache::Warning::UnsafePath {
                 filename: name.clone()
@@ -229,9 +230,9 @@ fn rows_naming_files_outside_the_directory_are_refused_and_the_files_survive() -
             )),
             "{warnings:?}"
         );
-        cache.check_with(true, Duration::ZERO)?;
+        cache.check_with(CheckMode::Fix, Duration::ZERO)?;
         assert!(!cache.contains("k")?);
-        assert!(cache.check(false)?.is_empty());
+        assert!(cache.check(CheckMode::Report)?.is_empty());
         // A queue entry naming it: pull refuses and keeps it; clear drops it.
         cache.push(vec![2u8; 8])?;
         let conn = rusqlite::Connection::open(dir.join("cache.db"))?;
@@ -355,10 +356,12 @@ fn make_everything(dir: &Path) -> TestResult {
         .open(dir.join("fanout"))?;
     assert!(fanout.set("k", vec![3u8; 100])?);
     fanout.cache("sub/nested")?.set("k", vec![4u8; 100])?;
-    fanout.deque::<Vec<u8>>("jobs")?.append(&vec![5u8; 100])?;
-    fanout.index::<String, i64>("names")?.insert("a", &1)?;
-    Deque::<i64>::open(dir.join("deque"))?.append(&1)?;
-    Index::<String, i64>::open(dir.join("index"))?.insert("a", &1)?;
+    fanout
+        .deque::<Vec<u8>>("jobs")?
+        .push_back(&vec![5u8; 100])?;
+    fanout.index::<String, i64>("names")?.insert("a", 1)?;
+    Deque::<i64>::open(dir.join("deque"))?.push_back(&1)?;
+    Index::<String, i64>::open(dir.join("index"))?.insert("a", 1)?;
     Ok(())
 }
 
