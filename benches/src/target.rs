@@ -275,7 +275,9 @@ impl DcacheFanout {
             Policy::LeastRecentlyStored => EvictionPolicy::LeastRecentlyStored,
             Policy::LeastRecentlyUsed => EvictionPolicy::LeastRecentlyUsed,
         };
-        let cache = FanoutCache::builder().eviction_policy(policy).open(dir)?;
+        let cache = FanoutCache::builder()
+            .cache(dcache::Cache::builder().eviction_policy(policy))
+            .open(dir)?;
         Ok(Box::new(DcacheFanout { cache }))
     }
 }

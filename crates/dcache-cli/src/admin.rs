@@ -164,14 +164,17 @@ pub(crate) fn init<D: DiskFormat>(
             vec![builder.open(dir).map_err(|e| created(e.into()))?]
         }
         Some(n) => {
-            let mut builder = FanoutCache::builder()
-                .shards(usize::from(n))
-                .disk(disk.clone())
-                .timeout(global.timeout);
+            // The fanout builder takes `size_limit` as the total of all shards.
+            let mut shard = Cache::builder().disk(disk.clone());
             for (name, value) in &chosen {
-                builder = builder.setting(name, value.clone());
+                shard = shard.setting(name, value.clone());
             }
-            let fanout = builder.open(dir).map_err(|e| created(e.into()))?;
+            let fanout = FanoutCache::builder()
+                .shards(usize::from(n))
+                .timeout(global.timeout)
+                .cache(shard)
+                .open(dir)
+                .map_err(|e| created(e.into()))?;
             fanout.shards().to_vec()
         }
     };

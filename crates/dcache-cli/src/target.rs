@@ -109,9 +109,8 @@ impl<D: DiskFormat> Target<D> {
                 let shards = dcache::fanout::detect_shards(dir).map_err(|e| opened(e.into()))?;
                 let fanout = FanoutCache::builder()
                     .shards(shards)
-                    .disk(disk)
-                    .read_only(read_only)
                     .timeout(timeout)
+                    .cache(Cache::builder().disk(disk).read_only(read_only))
                     .open(dir)
                     .map_err(|e| opened(e.into()))?;
                 Ok(Target {

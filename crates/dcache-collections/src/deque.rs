@@ -157,7 +157,6 @@ impl<T: Serialize> Deque<T, Disk> {
     /// assert!(deque.eq_items([1, 2, 3])?);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[doc(alias = "Deque(iterable, directory)")]
     pub fn open_with_items<I>(dir: impl AsRef<Path>, values: I) -> Result<Self>
     where
         I: IntoIterator,
@@ -821,6 +820,7 @@ impl<T: DeserializeOwned, D: DiskFormat> Deque<T, D> {
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
     #[must_use]
+    #[doc(alias = "__reversed__")]
     pub fn iter_rev(&self) -> Iter<T, D> {
         Iter {
             inner: self.cache.sorted_items(Order::Descending),
@@ -929,6 +929,7 @@ impl<T: DeserializeOwned, D: DiskFormat> Deque<T, D> {
     /// assert!(!deque.eq_items(vec![1, 2, 3])?);
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
+    #[doc(alias = "__eq__")]
     pub fn eq_items<I>(&self, other: I) -> Result<bool>
     where
         I: IntoIterator,

@@ -141,7 +141,6 @@ impl<K: Serialize, V: Serialize> Index<K, V, Disk> {
     /// assert!(index.eq_pairs([("b".to_owned(), 2), ("a".to_owned(), 1)])?);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[doc(alias = "Index(directory, mapping)")]
     pub fn open_with_items<I, A, B>(dir: impl AsRef<Path>, pairs: I) -> Result<Self>
     where
         I: IntoIterator<Item = (A, B)>,
@@ -351,6 +350,7 @@ impl<K, V, D: DiskFormat> Index<K, V, D> {
     /// assert!(!index.remove("a")?);
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
+    #[doc(alias = "__delitem__")]
     pub fn remove<Q: Serialize + ?Sized>(&self, key: &Q) -> Result<bool>
     where
         K: Borrow<Q>,
@@ -767,6 +767,7 @@ impl<K: DeserializeOwned, V: DeserializeOwned, D: DiskFormat> Index<K, V, D> {
     /// # Ok::<(), dcache_collections::Error>(())
     /// ```
     #[must_use]
+    #[doc(alias = "__reversed__")]
     pub fn items_rev(&self) -> Items<K, V, D> {
         Items {
             inner: Started::new(self.cache.items_rev()),

@@ -330,6 +330,32 @@ impl<D: DiskFormat> CacheBuilder<D> {
         self.read_only
     }
 
+    /// The value this builder writes for the setting `name` when it opens, if one was given
+    /// (by its setter or [`setting`](Self::setting)); `None` keeps the stored (or default)
+    /// value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dcache_core::{Cache, SqlValue};
+    ///
+    /// let builder = Cache::builder().size_limit(1 << 20);
+    /// assert_eq!(builder.setting_value("size_limit"), Some(&SqlValue::Integer(1 << 20)));
+    /// assert_eq!(builder.unset("size_limit").setting_value("size_limit"), None);
+    /// # Ok::<(), dcache_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn setting_value(&self, name: &str) -> Option<&SqlValue> {
+        self.explicit.get(name)
+    }
+
+    /// Forgets the setting `name` given earlier: the cache keeps its stored (or default)
+    /// value.
+    pub fn unset(mut self, name: &str) -> Self {
+        self.explicit.remove(name);
+        self
+    }
+
     /// Uses another disk (serialization format); settings given so far are kept.
     pub fn disk<D2: DiskFormat>(self, disk: D2) -> CacheBuilder<D2> {
         CacheBuilder {

@@ -271,7 +271,6 @@ impl<D: DiskFormat> Cache<D> {
     /// assert!(cache.settings().statistics); // reading left them on
     /// # Ok::<(), dcache_core::Error>(())
     /// ```
-    #[doc(alias = "stats()")]
     pub fn stats(&self) -> Result<Stats> {
         Ok(Stats {
             hits: u64::try_from(self.metadata("hits")?).unwrap_or(0),
@@ -297,7 +296,7 @@ impl<D: DiskFormat> Cache<D> {
     /// assert_eq!(cache.stats()?.misses, 0);
     /// # Ok::<(), dcache_core::Error>(())
     /// ```
-    #[doc(alias = "stats(reset=True)")]
+    #[doc(alias = "stats")]
     pub fn reset_stats(&self) -> Result<Stats> {
         self.write(|tx| {
             let count = |name: &str| -> Result<u64> {
@@ -331,7 +330,7 @@ impl<D: DiskFormat> Cache<D> {
     /// # Errors
     ///
     /// The errors of a write.
-    #[doc(alias = "stats(enable)")]
+    #[doc(alias = "stats")]
     pub fn set_statistics(&self, enabled: bool) -> Result<()> {
         if self.state().settings.statistics != enabled {
             self.reset("statistics", i64::from(enabled))?;

@@ -521,6 +521,7 @@ impl<D: DiskFormat> Cache<D> {
     /// # Errors
     ///
     /// As [`keys`](Self::keys).
+    #[doc(alias = "__reversed__")]
     pub fn keys_rev<K: DeserializeOwned>(&self) -> Result<Keys<K, D>> {
         Ok(Keys {
             pager: Pager::by_rowid(self, Order::Descending, false)?,

@@ -1,4 +1,4 @@
-//! Iteration, queues, peek_item, memoize and the storage trait.
+//! Iteration, queues, `peek_item`, memoize and the storage trait.
 
 mod common;
 

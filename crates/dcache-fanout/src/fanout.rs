@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use dcache_collections::{Deque, Index};
 use dcache_core::{
-    Cache, CacheBuilder, CheckMode, Clock, Durability, Entry, Memoized, SetOptions, Settings,
-    Stats, Storage, Update, ValueReader, Warning,
+    Cache, CacheBuilder, CheckMode, Entry, Memoized, SetOptions, Settings, Stats, Storage, Update,
+    ValueReader, Warning,
 };
 use dcache_disk::{Disk, DiskFormat, SqlValue};
 use serde::Serialize;
@@ -29,24 +29,39 @@ const DEFAULT_SIZE_LIMIT: u64 = 1 << 30;
 
 /// Configures and opens a [`FanoutCache`].
 ///
-/// Settings apply to every shard (`size_limit` is the total, split evenly across shards).
+/// Its own settings are python's `FanoutCache(directory, shards, timeout)`: the shard count
+/// and the per-shard timeout. Everything else, python's `disk` and `**settings` (and the
+/// clock, durability, read-only mode and disk reserve), comes from a [`CacheBuilder`] given
+/// to [`cache`](Self::cache) and applies to every shard, with python's one exception:
+/// `size_limit` is the total, divided evenly across the shards.
 ///
 /// # Examples
 ///
 /// ```
+/// use dcache_core::{Cache, EvictionPolicy};
 /// use dcache_fanout::FanoutCache;
 ///
 /// let dir = tempfile::tempdir()?;
-/// let cache = FanoutCache::builder().shards(4).size_limit(1 << 26).open(dir.path())?;
+/// let cache = FanoutCache::builder()
+///     .shards(4)
+///     .cache(
+///         Cache::builder()
+///             .size_limit(1 << 26)
+///             .eviction_policy(EvictionPolicy::LeastRecentlyUsed),
+///     )
+///     .open(dir.path())?;
 /// assert_eq!(cache.shard_count(), 4);
 /// assert_eq!(cache.settings().size_limit, 1 << 24); // per shard
+/// assert_eq!(cache.settings().eviction_policy, EvictionPolicy::LeastRecentlyUsed);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `open` is called"]
 pub struct FanoutCacheBuilder<D: DiskFormat = Disk> {
+    /// Every shard's builder, without `size_limit` and with its timeout replaced at open.
     shard: CacheBuilder<D>,
     shards: Option<usize>,
+    timeout: Duration,
     /// The total `size_limit`, as given (checked at open).
     size_limit: Option<SqlValue>,
 }
@@ -54,8 +69,9 @@ pub struct FanoutCacheBuilder<D: DiskFormat = Disk> {
 impl Default for FanoutCacheBuilder<Disk> {
     fn default() -> Self {
         FanoutCacheBuilder {
-            shard: Cache::builder().timeout(DEFAULT_SHARD_TIMEOUT),
+            shard: Cache::builder(),
             shards: None,
+            timeout: DEFAULT_SHARD_TIMEOUT,
             size_limit: None,
         }
     }
@@ -73,92 +89,41 @@ impl<D: DiskFormat> FanoutCacheBuilder<D> {
         self
     }
 
-    /// The total size limit in bytes, split evenly across the shards (default 1 GiB for a new
-    /// directory; an existing directory keeps its shards' stored limits).
-    pub fn size_limit(mut self, bytes: u64) -> Self {
-        self.size_limit = Some(SqlValue::Integer(i64::try_from(bytes).unwrap_or(i64::MAX)));
-        self
-    }
-
-    /// How long an operation waits for a busy shard before giving up (default 10 ms). A write
-    /// then returns `false` and a read a miss, as in python; [`FanoutCache::retrying`] waits.
+    /// How long an operation waits for a busy shard before giving up (default 10 ms, python's
+    /// FanoutCache `timeout`). A write then returns `false` and a read a miss, as in python;
+    /// [`FanoutCache::retrying`] waits. This replaces the timeout of the builder given to
+    /// [`cache`](Self::cache), whichever is called first.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.shard = self.shard.timeout(timeout);
+        self.timeout = timeout;
         self
     }
 
-    /// Bytes each shard keeps in reserve for deletes on a full disk (default 1 MiB per shard;
-    /// see [`CacheBuilder::disk_reserve`]).
-    pub fn disk_reserve(mut self, bytes: u64) -> Self {
-        self.shard = self.shard.disk_reserve(bytes);
-        self
-    }
-
-    /// Any cache setting for every shard (see [`CacheBuilder::setting`]).
-    pub fn setting(mut self, name: &str, value: impl Into<SqlValue>) -> Self {
-        let value = value.into();
-        if name == "size_limit" {
-            self.size_limit = Some(value);
-        } else {
-            self.shard = self.shard.setting(name, value);
-        }
-        self
-    }
-
-    /// The eviction policy of every shard (default least-recently-stored).
-    pub fn eviction_policy(mut self, policy: dcache_core::EvictionPolicy) -> Self {
-        self.shard = self.shard.eviction_policy(policy);
-        self
-    }
-
-    /// Count hits and misses in every shard (default false).
-    pub fn statistics(mut self, enable: bool) -> Self {
-        self.shard = self.shard.statistics(enable);
-        self
-    }
-
-    /// Index tags in every shard (default false).
-    pub fn tag_index(mut self, enable: bool) -> Self {
-        self.shard = self.shard.tag_index(enable);
-        self
-    }
-
-    /// The most entries one write culls per shard (default 10).
-    pub fn cull_limit(mut self, entries: u64) -> Self {
-        self.shard = self.shard.cull_limit(entries);
-        self
-    }
-
-    /// Values at least this large go to value files (default 32768).
-    pub fn disk_min_file_size(mut self, bytes: u64) -> Self {
-        self.shard = self.shard.disk_min_file_size(bytes);
-        self
-    }
-
-    /// The clock for every shard (default the system clock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.shard = self.shard.clock(clock);
-        self
-    }
-
-    /// Open without ever writing (default false).
-    pub fn read_only(mut self, read_only: bool) -> Self {
-        self.shard = self.shard.read_only(read_only);
-        self
-    }
-
-    /// Crash durability of writes (default [`Durability::Process`]).
-    pub fn durability(mut self, durability: Durability) -> Self {
-        self.shard = self.shard.durability(durability);
-        self
-    }
-
-    /// Uses another disk for every shard.
-    pub fn disk<D2: DiskFormat>(self, disk: D2) -> FanoutCacheBuilder<D2> {
+    /// The settings, disk, clock, durability, read-only mode and disk reserve of every shard
+    /// (python's `disk` and `**settings`): `builder`'s, except that its `size_limit` is the
+    /// total of all shards (default 1 GiB for a new directory; an existing directory keeps
+    /// its shards' stored limits when none is given) and its timeout is replaced by this
+    /// builder's [`timeout`](Self::timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dcache_core::{Cache, MsgpackDisk};
+    /// use dcache_fanout::FanoutCache;
+    ///
+    /// let cache = FanoutCache::builder()
+    ///     .shards(2)
+    ///     .cache(Cache::builder().disk(MsgpackDisk::new()).statistics(true))
+    ///     .open_temp()?;
+    /// assert!(cache.settings().statistics);
+    /// # Ok::<(), dcache_fanout::Error>(())
+    /// ```
+    pub fn cache<D2: DiskFormat>(self, builder: CacheBuilder<D2>) -> FanoutCacheBuilder<D2> {
+        let size_limit = builder.setting_value("size_limit").cloned();
         FanoutCacheBuilder {
-            shard: self.shard.disk(disk),
+            shard: builder.unset("size_limit"),
             shards: self.shards,
-            size_limit: self.size_limit,
+            timeout: self.timeout,
+            size_limit,
         }
     }
 
@@ -188,7 +153,8 @@ impl<D: DiskFormat> FanoutCacheBuilder<D> {
         self.open_dir(dir, true)
     }
 
-    fn open_dir(self, dir: PathBuf, temp: bool) -> Result<FanoutCache<D>> {
+    fn open_dir(mut self, dir: PathBuf, temp: bool) -> Result<FanoutCache<D>> {
+        self.shard = self.shard.timeout(self.timeout);
         let result = self.open_shards(&dir);
         match result {
             Ok(shards) => {
@@ -556,7 +522,8 @@ impl FanoutCache<Disk> {
         FanoutCacheBuilder::default().open_temp()
     }
 
-    /// A builder for the shard count, settings, timeout, clock and disk.
+    /// A builder for the shard count and timeout, and (through
+    /// [`FanoutCacheBuilder::cache`]) the shards' settings, disk and clock.
     pub fn builder() -> FanoutCacheBuilder<Disk> {
         FanoutCacheBuilder::default()
     }
@@ -963,7 +930,6 @@ impl<D: DiskFormat> FanoutCache<D> {
     /// # Errors
     ///
     /// A shard's error.
-    #[doc(alias = "stats()")]
     pub fn stats(&self) -> Result<Stats> {
         self.sum_stats(Cache::stats)
     }
@@ -974,7 +940,7 @@ impl<D: DiskFormat> FanoutCache<D> {
     /// # Errors
     ///
     /// A shard's error.
-    #[doc(alias = "stats(reset=True)")]
+    #[doc(alias = "stats")]
     pub fn reset_stats(&self) -> Result<Stats> {
         self.sum_stats(Cache::reset_stats)
     }
@@ -985,7 +951,7 @@ impl<D: DiskFormat> FanoutCache<D> {
     /// # Errors
     ///
     /// A shard's error.
-    #[doc(alias = "stats(enable)")]
+    #[doc(alias = "stats")]
     pub fn set_statistics(&self, enabled: bool) -> Result<()> {
         self.inner
             .retrying
@@ -1067,7 +1033,8 @@ impl<D: DiskFormat> FanoutCache<D> {
 
     /// The sub-cache `name`, a full [`Cache`] in `cache/<name>` (python's
     /// `FanoutCache.cache(name)`), opened once per name and shared. It uses this FanoutCache's
-    /// disk and clock and python's default 60 s timeout.
+    /// disk, settings (but not its `size_limit`) and clock, and python's default 60 s timeout;
+    /// [`cache_with`](Self::cache_with) takes them from a builder.
     ///
     /// # Errors
     ///
@@ -1077,9 +1044,47 @@ impl<D: DiskFormat> FanoutCache<D> {
         self.subcache("cache", name, None)
     }
 
+    /// The sub-cache `name` in `cache/<name>`, opened with `builder`: its timeout, disk and
+    /// settings (python's `FanoutCache.cache(name, timeout, disk, **settings)`). Each call
+    /// opens a new handle and writes the builder's settings; [`cache`](Self::cache) opens
+    /// once and shares.
+    ///
+    /// # Errors
+    ///
+    /// As [`cache`](Self::cache).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dcache_core::{Cache, MsgpackDisk};
+    ///
+    /// let fanout = dcache_fanout::FanoutCache::temp()?;
+    /// let sessions = fanout.cache_with(
+    ///     "sessions",
+    ///     Cache::builder()
+    ///         .disk(MsgpackDisk::new())
+    ///         .timeout(Duration::from_secs(5))
+    ///         .size_limit(1 << 20),
+    /// )?;
+    /// assert_eq!(sessions.timeout(), Duration::from_secs(5));
+    /// assert_eq!(sessions.settings().size_limit, 1 << 20);
+    /// assert!(sessions.directory().ends_with("cache/sessions"));
+    /// # Ok::<(), dcache_fanout::Error>(())
+    /// ```
+    pub fn cache_with<D2: DiskFormat>(
+        &self,
+        name: &str,
+        builder: CacheBuilder<D2>,
+    ) -> Result<Cache<D2>> {
+        let dir = subdirectory(&self.inner.dir, "cache", name)?;
+        Ok(builder.open(dir)?)
+    }
+
     /// The persistent deque `name`, in `deque/<name>` (python's `FanoutCache.deque(name)`):
     /// its cache is opened once per name with eviction policy `none` and shared by every
-    /// handle; `maxlen` belongs to the handle (python does not store it either).
+    /// handle. `maxlen` belongs to the handle (python does not store it either): python's
+    /// `deque(name, maxlen)` is `deque(name)?.with_maxlen(maxlen)`.
     ///
     /// # Errors
     ///
@@ -1090,23 +1095,49 @@ impl<D: DiskFormat> FanoutCache<D> {
     /// ```
     /// let fanout = dcache_fanout::FanoutCache::temp()?;
     /// let jobs = fanout.deque::<String>("jobs")?;
-    /// jobs.append("build")?;
-    /// assert_eq!(fanout.deque::<String>("jobs")?.popleft()?, "build");
-    /// # Ok::<(), dcache_fanout::Error>(())
+    /// jobs.push_back("build")?;
+    /// assert_eq!(fanout.deque::<String>("jobs")?.pop_front()?.as_deref(), Some("build"));
+    /// let recent = fanout.deque::<String>("recent")?.with_maxlen(Some(100))?;
+    /// assert_eq!(recent.maxlen(), Some(100));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn deque<T>(&self, name: &str) -> Result<Deque<T, D>> {
-        self.deque_with_maxlen(name, None)
+        let cache = self.subcache("deque", name, Some(dcache_core::EvictionPolicy::None))?;
+        Ok(Deque::from_cache(cache))
     }
 
-    /// [`deque`](Self::deque) with a maximum length for this handle (trimmed from the
-    /// opposite end on push, as python's).
+    /// The deque `name` in `deque/<name>`, its cache opened with `builder` (another disk, a
+    /// timeout, settings) and eviction policy `none`. Each call opens a new handle;
+    /// [`deque`](Self::deque) opens once and shares.
     ///
     /// # Errors
     ///
-    /// As [`cache`](Self::cache), and trimming errors.
-    pub fn deque_with_maxlen<T>(&self, name: &str, maxlen: Option<u64>) -> Result<Deque<T, D>> {
-        let cache = self.subcache("deque", name, Some(dcache_core::EvictionPolicy::None))?;
-        Ok(Deque::from_cache(cache).with_maxlen(maxlen)?)
+    /// As [`cache`](Self::cache).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use dcache_core::{Cache, MsgpackDisk};
+    ///
+    /// let fanout = dcache_fanout::FanoutCache::temp()?;
+    /// let pairs = fanout.deque_with::<(u8, String), _>(
+    ///     "pairs",
+    ///     Cache::builder().disk(MsgpackDisk::new()),
+    /// )?;
+    /// pairs.push_back(&(1, "one".to_owned()))?;
+    /// assert_eq!(pairs.len()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn deque_with<T, D2: DiskFormat>(
+        &self,
+        name: &str,
+        builder: CacheBuilder<D2>,
+    ) -> Result<Deque<T, D2>> {
+        let dir = subdirectory(&self.inner.dir, "deque", name)?;
+        let cache = builder
+            .eviction_policy(dcache_core::EvictionPolicy::None)
+            .open(dir)?;
+        Ok(Deque::from_cache(cache))
     }
 
     /// The persistent insertion-ordered mapping `name`, in `index/<name>` (python's
@@ -1121,12 +1152,30 @@ impl<D: DiskFormat> FanoutCache<D> {
     /// ```
     /// let fanout = dcache_fanout::FanoutCache::temp()?;
     /// let users = fanout.index::<String, u32>("users")?;
-    /// users.insert("ada", &36)?;
+    /// users.insert("ada", 36)?;
     /// assert_eq!(users.get("ada")?, Some(36));
-    /// # Ok::<(), dcache_fanout::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn index<K, V>(&self, name: &str) -> Result<Index<K, V, D>> {
         let cache = self.subcache("index", name, Some(dcache_core::EvictionPolicy::None))?;
+        Ok(Index::from_cache(cache))
+    }
+
+    /// The index `name` in `index/<name>`, its cache opened with `builder` and eviction policy
+    /// `none`. Each call opens a new handle; [`index`](Self::index) opens once and shares.
+    ///
+    /// # Errors
+    ///
+    /// As [`cache`](Self::cache).
+    pub fn index_with<K, V, D2: DiskFormat>(
+        &self,
+        name: &str,
+        builder: CacheBuilder<D2>,
+    ) -> Result<Index<K, V, D2>> {
+        let dir = subdirectory(&self.inner.dir, "index", name)?;
+        let cache = builder
+            .eviction_policy(dcache_core::EvictionPolicy::None)
+            .open(dir)?;
         Ok(Index::from_cache(cache))
     }
 

@@ -4,8 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use dcache_core::CheckMode;
-use dcache_core::{SetOptions, Storage, Update};
+use dcache_core::{Cache, CheckMode, EvictionPolicy, MsgpackDisk, SetOptions, Storage, Update};
 use dcache_fanout::{Error, FanoutCache};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -49,7 +48,7 @@ fn size_limit_is_split_and_the_shard_count_is_found() -> TestResult {
     }
     {
         let cache = FanoutCache::builder()
-            .size_limit(1 << 20)
+            .cache(Cache::builder().size_limit(1 << 20))
             .open(dir.path())?;
         assert_eq!(cache.settings().size_limit, (1 << 20) / 8);
     }
@@ -231,12 +230,12 @@ fn a_size_limit_setting_is_the_total_and_a_bad_one_is_refused() -> TestResult {
     let dir = tempfile::tempdir()?;
     let real = FanoutCache::builder()
         .shards(4)
-        .setting("size_limit", 4096.0)
+        .cache(Cache::builder().setting("size_limit", 4096.0))
         .open(dir.path().join("real"))?;
     assert_eq!(real.settings().size_limit, 1024);
     let negative = FanoutCache::builder()
         .shards(4)
-        .setting("size_limit", -1i64)
+        .cache(Cache::builder().setting("size_limit", -1i64))
         .open(dir.path().join("negative"));
     assert!(
         negative.is_err(),
@@ -292,7 +291,7 @@ fn structured_keys_are_hashed_with_the_directorys_stored_pickle_protocol() -> Te
     // first shard's disk, which pickles with the stored protocol, not the default 5.
     let dir = tempfile::tempdir()?;
     FanoutCache::builder()
-        .setting("disk_pickle_protocol", 4i64)
+        .cache(Cache::builder().setting("disk_pickle_protocol", 4i64))
         .open(dir.path())?;
     let reopened = FanoutCache::open(dir.path())?;
     let mut discriminating = 0;
@@ -367,7 +366,9 @@ fn iteration_goes_shard_by_shard() -> TestResult {
 #[test]
 fn stats_volume_expire_cull_and_reset_cover_all_shards() -> TestResult {
     let clock = Arc::new(dcache_core::ManualClock::default());
-    let cache = FanoutCache::builder().clock(clock.clone()).open_temp()?;
+    let cache = FanoutCache::builder()
+        .cache(Cache::builder().clock(clock.clone()))
+        .open_temp()?;
     cache.set_statistics(true)?;
     for n in 0..20i64 {
         cache.set_with(n, n, SetOptions::new().expire(Duration::from_secs(1)))?;
@@ -402,7 +403,7 @@ fn hold_shard(cache: &FanoutCache, n: usize) -> rusqlite::Connection {
 #[test]
 fn a_busy_shard_turns_writes_into_false_and_reads_into_misses() -> TestResult {
     let cache = FanoutCache::builder()
-        .statistics(true)
+        .cache(Cache::builder().statistics(true))
         .timeout(Duration::from_millis(5))
         .open_temp()?;
     cache.set("key", 1)?;
@@ -640,7 +641,7 @@ fn deques_and_indexes_live_in_their_subdirectories_and_are_shared() -> TestResul
     let other = cache.deque::<String>("jobs")?;
     assert_eq!(other.len()?, 2, "same deque per name");
     assert_eq!(other.pop_front()?.as_deref(), Some("build"));
-    let bounded = cache.deque_with_maxlen::<String>("jobs", Some(1))?;
+    let bounded = cache.deque::<String>("jobs")?.with_maxlen(Some(1))?;
     bounded.push_back("deploy")?;
     assert_eq!(jobs.len()?, 1, "maxlen trims, per handle");
     assert_eq!(jobs.back()?.as_deref(), Some("deploy"));
@@ -672,6 +673,98 @@ fn deques_and_indexes_live_in_their_subdirectories_and_are_shared() -> TestResul
     ));
     assert!(matches!(
         cache.deque::<String>(""),
+        Err(Error::InvalidName { .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn the_builder_wraps_a_cache_builder_and_divides_its_size_limit() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let clock = Arc::new(dcache_core::ManualClock::default());
+    // The fanout's timeout wins whichever is called first; size_limit is the total.
+    let cache = FanoutCache::builder()
+        .timeout(Duration::from_millis(20))
+        .shards(4)
+        .cache(
+            Cache::builder()
+                .timeout(Duration::from_secs(30))
+                .size_limit(4 << 20)
+                .eviction_policy(EvictionPolicy::LeastFrequentlyUsed)
+                .cull_limit(3)
+                .clock(clock.clone()),
+        )
+        .open(dir.path())?;
+    for shard in cache.shards() {
+        assert_eq!(shard.timeout(), Duration::from_millis(20));
+        let settings = shard.settings();
+        assert_eq!(settings.size_limit, 1 << 20);
+        assert_eq!(
+            settings.eviction_policy,
+            EvictionPolicy::LeastFrequentlyUsed
+        );
+        assert_eq!(settings.cull_limit, 3);
+    }
+    cache.set_with("k", 1, SetOptions::new().expire(Duration::from_secs(1)))?;
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(
+        cache.get::<i64>("k")?,
+        None,
+        "the builder's clock runs every shard"
+    );
+    // Sub-caches keep python's shape: the fanout's settings but not its size_limit.
+    assert_eq!(cache.cache("sub")?.settings().size_limit, 1 << 30);
+    assert_eq!(
+        cache.cache("sub")?.settings().eviction_policy,
+        EvictionPolicy::LeastFrequentlyUsed
+    );
+    assert_eq!(cache.cache("sub")?.timeout(), dcache_core::DEFAULT_TIMEOUT);
+    Ok(())
+}
+
+#[test]
+fn cache_deque_and_index_with_take_a_builder_like_python() -> TestResult {
+    let fanout = FanoutCache::temp()?;
+    // python's `cache(name, timeout, disk, **settings)`
+    let sub = fanout.cache_with(
+        "typed",
+        Cache::builder()
+            .disk(MsgpackDisk::new())
+            .timeout(Duration::from_secs(2))
+            .size_limit(1 << 16)
+            .statistics(true),
+    )?;
+    assert_eq!(sub.timeout(), Duration::from_secs(2));
+    assert_eq!(sub.settings().size_limit, 1 << 16);
+    assert!(sub.settings().statistics);
+    sub.set("k", (1u8, "one"))?;
+    assert_eq!(sub.get::<(u8, String)>("k")?, Some((1, "one".to_owned())));
+    assert!(fanout.directory().join("cache/typed/cache.db").exists());
+    // The shared handle of `cache(name)` sees the same directory.
+    assert!(fanout.cache("typed")?.contains("k")?);
+    let deque =
+        fanout.deque_with::<(u8, String), _>("pairs", Cache::builder().disk(MsgpackDisk::new()))?;
+    deque.push_back(&(2, "two".to_owned()))?;
+    assert_eq!(
+        deque.cache().settings().eviction_policy,
+        EvictionPolicy::None,
+        "collections never evict"
+    );
+    let index = fanout.index_with::<String, Vec<u8>, _>(
+        "blobs",
+        Cache::builder().eviction_policy(EvictionPolicy::LeastRecentlyUsed),
+    )?;
+    index.insert("b", vec![1, 2])?;
+    assert_eq!(
+        index.cache().settings().eviction_policy,
+        EvictionPolicy::None
+    );
+    assert_eq!(
+        fanout.index::<String, Vec<u8>>("blobs")?.get("b")?,
+        Some(vec![1, 2])
+    );
+    assert!(matches!(
+        fanout.cache_with("../x", Cache::builder()),
         Err(Error::InvalidName { .. })
     ));
     Ok(())

@@ -117,7 +117,7 @@ impl Store {
             Kind::Fanout => {
                 let fanout = FanoutCache::builder()
                     .shards(4)
-                    .disk_min_file_size(MIN_FILE_SIZE)
+                    .cache(Cache::builder().disk_min_file_size(MIN_FILE_SIZE))
                     .open(dir)?
                     .retrying();
                 let deque = fanout.deque("queue")?;

@@ -193,7 +193,7 @@ impl Store {
             Kind::Fanout => {
                 let fanout = FanoutCache::builder()
                     .shards(SHARDS)
-                    .disk_min_file_size(MIN_FILE_SIZE)
+                    .cache(Cache::builder().disk_min_file_size(MIN_FILE_SIZE))
                     .open(dir)?
                     .retrying();
                 let deque = fanout.deque("q")?;

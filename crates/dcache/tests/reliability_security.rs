@@ -94,7 +94,7 @@ fn value_file_paths_never_come_from_keys() -> TestResult {
     let json_dir = parent.path().join("json");
     let cache = Cache::builder().disk_min_file_size(16).open(&dir)?;
     let fanout = FanoutCache::builder()
-        .disk_min_file_size(16)
+        .cache(Cache::builder().disk_min_file_size(16))
         .open(&fanout_dir)?;
     let json = Cache::builder()
         .disk(JsonDisk::default())
@@ -352,7 +352,7 @@ fn make_everything(dir: &Path) -> TestResult {
     cache.push(vec![2u8; 100])?;
     let fanout = FanoutCache::builder()
         .shards(2)
-        .disk_min_file_size(16)
+        .cache(Cache::builder().disk_min_file_size(16))
         .open(dir.join("fanout"))?;
     assert!(fanout.set("k", vec![3u8; 100])?);
     fanout.cache("sub/nested")?.set("k", vec![4u8; 100])?;

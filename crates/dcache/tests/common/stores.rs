@@ -60,7 +60,7 @@ impl Fixture for FanoutFixture {
     type S = FanoutCache;
     fn open(dir: &Path) -> OpenResult<FanoutCache> {
         Ok(FanoutCache::builder()
-            .eviction_policy(EvictionPolicy::None)
+            .cache(Cache::builder().eviction_policy(EvictionPolicy::None))
             .open(dir)?)
     }
 }
@@ -68,8 +68,11 @@ impl Fixture for FanoutFixture {
 impl ClockFixture for FanoutFixture {
     fn open_with_clock(dir: &Path, clock: Arc<ManualClock>) -> OpenResult<FanoutCache> {
         Ok(FanoutCache::builder()
-            .eviction_policy(EvictionPolicy::None)
-            .clock(clock)
+            .cache(
+                Cache::builder()
+                    .eviction_policy(EvictionPolicy::None)
+                    .clock(clock),
+            )
             .open(dir)?)
     }
 }
