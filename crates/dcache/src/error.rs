@@ -18,7 +18,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///     let jobs: Deque<String> = Deque::open(dir.join("jobs"))?; // dcache::collections::Error
 ///     let lock = Lock::new(cache.clone(), "report");
 ///     let _held = lock.acquire()?; // dcache::sync::Error
-///     jobs.append("build")?;
+///     jobs.push_back("build")?;
 ///     Ok(cache.incr("runs", 1)? as u64)
 /// }
 /// let dir = tempfile::tempdir()?;
