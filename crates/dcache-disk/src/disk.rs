@@ -11,7 +11,7 @@ use crate::error::{Error, Format, Result};
 use crate::files::FileStore;
 use crate::format::{DiskFormat, Mode, Stored, StoredRef};
 use crate::known;
-use crate::sql::{DbKey, SqlRef, SqlValue};
+use crate::sql::{DbKey, SqlRef, SqlValue, integer_from_real};
 use crate::value::{Value, from_value};
 use crate::{pickle, pyjson};
 
@@ -686,13 +686,14 @@ fn setting_error(name: &str, value: SqlRef<'_>, reason: &str) -> Error {
     }
 }
 
-/// Reads an integer setting; python's FanoutCache may store integral values as REAL.
+/// Reads an integer setting; python may store whole numbers as REAL (see [`integer_from_real`]).
 fn setting_i64(name: &str, value: SqlRef<'_>) -> Result<i64> {
     match value {
-        SqlRef::Integer(i) => Ok(i),
-        SqlRef::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
-        _ => Err(setting_error(name, value, "expected an integer")),
+        SqlRef::Integer(i) => Some(i),
+        SqlRef::Real(f) => integer_from_real(f),
+        _ => None,
     }
+    .ok_or_else(|| setting_error(name, value, "expected an integer"))
 }
 
 fn setting_u64(name: &str, value: SqlRef<'_>) -> Result<u64> {
