@@ -11,7 +11,7 @@ use crate::error::{Error, Format, Result};
 use crate::files::FileStore;
 use crate::format::{DiskFormat, Mode, Stored, StoredRef};
 use crate::known;
-use crate::sql::{DbKey, SqlRef, SqlValue, integer_from_real};
+use crate::sql::{DbKey, SqlRef, SqlValue, integral_i64};
 use crate::value::{Value, from_value};
 use crate::{pickle, pyjson};
 
@@ -686,11 +686,11 @@ fn setting_error(name: &str, value: SqlRef<'_>, reason: &str) -> Error {
     }
 }
 
-/// Reads an integer setting; python may store whole numbers as REAL (see [`integer_from_real`]).
+/// Reads an integer setting; python may store whole numbers as REAL (see [`integral_i64`]).
 fn setting_i64(name: &str, value: SqlRef<'_>) -> Result<i64> {
     match value {
         SqlRef::Integer(i) => Some(i),
-        SqlRef::Real(f) => integer_from_real(f),
+        SqlRef::Real(f) => integral_i64(f),
         _ => None,
     }
     .ok_or_else(|| setting_error(name, value, "expected an integer"))

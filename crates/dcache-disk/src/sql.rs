@@ -161,18 +161,18 @@ const I64_END: f64 = 9_223_372_036_854_775_808.0;
 /// or a NaN gives `None`.
 ///
 /// ```
-/// use dcache_disk::integer_from_real;
+/// use dcache_disk::integral_i64;
 ///
-/// assert_eq!(integer_from_real(1e9), Some(1_000_000_000));
-/// assert_eq!(integer_from_real(-2.0), Some(-2));
-/// assert_eq!(integer_from_real(-9_223_372_036_854_775_808.0), Some(i64::MIN));
-/// assert_eq!(integer_from_real(1.5), None);
-/// assert_eq!(integer_from_real(9_223_372_036_854_775_808.0), None);
-/// assert_eq!(integer_from_real(f64::INFINITY), None);
-/// assert_eq!(integer_from_real(f64::NAN), None);
+/// assert_eq!(integral_i64(1e9), Some(1_000_000_000));
+/// assert_eq!(integral_i64(-2.0), Some(-2));
+/// assert_eq!(integral_i64(-9_223_372_036_854_775_808.0), Some(i64::MIN));
+/// assert_eq!(integral_i64(1.5), None);
+/// assert_eq!(integral_i64(9_223_372_036_854_775_808.0), None);
+/// assert_eq!(integral_i64(f64::INFINITY), None);
+/// assert_eq!(integral_i64(f64::NAN), None);
 /// ```
 #[must_use]
-pub fn integer_from_real(real: f64) -> Option<i64> {
+pub fn integral_i64(real: f64) -> Option<i64> {
     // Whole and inside the range: the cast is exact.
     (real.fract() == 0.0 && (-I64_END..I64_END).contains(&real)).then_some(real as i64)
 }
