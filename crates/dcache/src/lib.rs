@@ -117,6 +117,19 @@ pub use dcache_redis as redis;
 pub use dcache_redis::RedisStore;
 pub use dcache_sync as sync;
 
+/// The async API for tokio (feature `tokio`): locks, semaphores, averages and recipes whose
+/// waits are `.await`s and whose store operations never run on a runtime worker thread.
+///
+/// These are `dcache_sync::future`'s and `dcache_recipes::future`'s types; their module docs
+/// give the rule (what runs where), cancellation and the owner ids of an async `RLock`.
+#[cfg(feature = "tokio")]
+pub mod future {
+    pub use dcache_sync::future::{
+        Averager, BoundedSemaphore, Lock, LockGuard, RLock, RLockGuard, SemaphoreGuard,
+        task_owner_id,
+    };
+}
+
 pub use dcache_collections::{Deque, Index};
 pub use dcache_core::{
     BackendErrorKind, Cache, CacheBuilder, Clock, Durability, Entry, EvictionPolicy, ManualClock,
