@@ -1,7 +1,7 @@
 //! The async API for tokio: [`Lock`], [`RLock`], [`BoundedSemaphore`] and [`Averager`]
 //! whose waits are `.await`s (feature `tokio`).
 //!
-//! Each type is the blocking type of the crate root behind an [`Arc`], with the same keys,
+//! Each type is the blocking type of the crate root behind an [`Arc`](std::sync::Arc), with the same keys,
 //! stored values and behaviour: an async [`Lock`] and a blocking [`crate::Lock`] on the same
 //! key exclude each other, in one process or several, and python's recipes share the keys as
 //! described in the [crate docs](crate#python-compatibility).
@@ -43,7 +43,7 @@
 //!   can still wait (a checkpoint, a slow disk) and a Redis read is a network round trip.
 //!
 //! The runtime needs its timer (`enable_time`, or `enable_all`); called outside a runtime,
-//! an operation returns [`Error::Runtime`](crate::Error::Runtime).
+//! an operation returns [`Error::Runtime`].
 //!
 //! # Cancellation
 //!
