@@ -128,6 +128,8 @@ pub mod future {
         Averager, BoundedSemaphore, Lock, LockGuard, RLock, RLockGuard, SemaphoreGuard,
         task_owner_id,
     };
+
+    pub use dcache_recipes::future::{Barrier, MemoizeStampede, Memoized, Throttle};
 }
 
 pub use dcache_collections::{Deque, Index};
