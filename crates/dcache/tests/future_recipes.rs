@@ -1,9 +1,10 @@
-//! The async recipes (feature `tokio`): throttle rate, barrier serialization, memoization
+//! The async recipes (`dcache::future`): throttle rate, barrier serialization, memoization
 //! computing once for many concurrent tasks, errors not cached, cancellation.
 //!
 //! Every test is generic over the store: `future_recipe_tests!(name, Fixture)` runs the set
-//! on a `Cache`, a `FanoutCache` and a `RedisStore`.
-#![cfg(feature = "tokio")]
+//! on a `Cache`, a `FanoutCache` and a `RedisStore`. They use the `future` module of
+//! dcache-recipes (enabled by the facade's dev-dependencies), so they run without the
+//! facade's `tokio` feature.
 
 mod common;
 
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dcache::Storage;
-use dcache::future::{Barrier, MemoizeStampede, Memoized, Throttle};
+use dcache_recipes::future::{Barrier, MemoizeStampede, Memoized, Throttle};
 use dcache::recipes::Error as RecipeError;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;

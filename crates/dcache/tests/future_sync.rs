@@ -1,9 +1,10 @@
-//! The async `Lock`, `RLock`, `BoundedSemaphore` and `Averager` (feature `tokio`): waits that
+//! The async `Lock`, `RLock`, `BoundedSemaphore` and `Averager` (`dcache::future`): waits that
 //! never block a runtime worker, in-process wake-ups, cancellation, task ownership.
 //!
 //! Every test is generic over the store: `future_sync_tests!(name, Fixture)` runs the set on
-//! a `Cache`, a `FanoutCache` and a `RedisStore`.
-#![cfg(feature = "tokio")]
+//! a `Cache`, a `FanoutCache` and a `RedisStore`. They use the `future` modules of the
+//! crates the facade re-exports (enabled by its dev-dependencies), so they run without the
+//! facade's `tokio` feature.
 
 mod common;
 
@@ -22,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use dcache::future::{Averager, BoundedSemaphore, Lock, RLock, task_owner_id};
+use dcache_sync::future::{Averager, BoundedSemaphore, Lock, RLock, task_owner_id};
 use dcache::sync::Error as SyncError;
 use dcache::{Cache, SetOptions, Storage};
 
