@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dcache::Storage;
-use dcache_recipes::future::{Barrier, MemoizeStampede, Memoized, Throttle};
 use dcache::recipes::Error as RecipeError;
+use dcache_recipes::future::{Barrier, MemoizeStampede, Memoized, Throttle};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 

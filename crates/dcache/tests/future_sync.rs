@@ -23,9 +23,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use dcache_sync::future::{Averager, BoundedSemaphore, Lock, RLock, task_owner_id};
 use dcache::sync::Error as SyncError;
 use dcache::{Cache, SetOptions, Storage};
+use dcache_sync::future::{Averager, BoundedSemaphore, Lock, RLock, task_owner_id};
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
