@@ -641,6 +641,34 @@ fn outside_a_runtime_an_operation_is_an_error_not_a_panic() -> TestResult {
     }
 }
 
+/// Guards outliving their runtime release inline when dropped (no runtime to hand the
+/// release to).
+#[test]
+fn guards_dropped_outside_a_runtime_release_inline() -> TestResult {
+    let cache = Cache::temp()?;
+    let lock = Lock::new(cache.clone(), "outlives");
+    let semaphore = BoundedSemaphore::new(cache.clone(), "outlives-sem", 1);
+    let rlock = RLock::new(cache, "outlives-r");
+    let (guard, permit, level) = current_thread()?.block_on(async {
+        let guard = lock.acquire().await?;
+        let permit = semaphore.acquire().await?;
+        let level = tokio::spawn({
+            let rlock = rlock.clone();
+            async move { rlock.acquire().await }
+        })
+        .await??;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((guard, permit, level))
+    })?; // the runtime is gone
+    assert!(lock.as_blocking().locked()?);
+    assert_eq!(semaphore.as_blocking().available()?, 0);
+    assert!(rlock.as_blocking().locked()?);
+    drop((guard, permit, level));
+    assert!(!lock.as_blocking().locked()?);
+    assert_eq!(semaphore.as_blocking().available()?, 1);
+    assert!(!rlock.as_blocking().locked()?);
+    Ok(())
+}
+
 #[test]
 fn async_types_and_their_futures_are_send() -> TestResult {
     fn send_sync<T: Send + Sync + Clone>(_: &T) {}
