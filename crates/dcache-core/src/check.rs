@@ -12,6 +12,7 @@ use rusqlite::OptionalExtension;
 
 use crate::cache::Cache;
 use crate::error::{Error, Result};
+use crate::sql::Db;
 use crate::sqlval::from_rusqlite;
 
 /// Unknown files younger than this are reported but never removed by `check(fix)`: a writer
@@ -193,11 +194,9 @@ impl<D: DiskFormat> Cache<D> {
         }
         let files = self.files().clone();
         let root = self.directory().to_path_buf();
-        let body = |fix: bool,
-                    warnings: &mut Vec<Warning>,
-                    sql: &rusqlite::Connection|
-         -> Result<()> {
-            let err = self.sql_err();
+        let body = |fix: bool, warnings: &mut Vec<Warning>, db: Db<'_>| -> Result<()> {
+            let sql = db.conn;
+            let err = |e: rusqlite::Error| db.err(e);
             let rows: Vec<(i64, SqlValue, SqlValue)> = sql
                 .prepare("SELECT rowid, size, filename FROM Cache WHERE filename IS NOT NULL")
                 .and_then(|mut s| {
@@ -372,9 +371,9 @@ impl<D: DiskFormat> Cache<D> {
             Ok(())
         };
         if self.is_read_only() {
-            self.read_with(|c| body(false, &mut warnings, c))?;
+            self.read_with(|db| body(false, &mut warnings, db))?;
         } else {
-            self.write(|tx| body(fix, &mut warnings, tx.sql))?;
+            self.write(|tx| body(fix, &mut warnings, tx.db()))?;
         }
         Ok(warnings)
     }

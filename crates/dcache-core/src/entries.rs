@@ -3,7 +3,7 @@
 //! of its own.
 
 use std::collections::VecDeque;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use dcache_disk::{DiskFormat, Format, Mode, SqlRef, SqlValue, StoredRef, Value};
 use rusqlite::types::ValueRef;
@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::cache::Cache;
 use crate::clock::from_unix;
-use crate::conn::{self, Use, retry_busy};
+use crate::conn::{self, Use};
 use crate::error::{Error, Result};
 use crate::evict::Stats;
 use crate::iter::PAGE;
@@ -697,37 +697,17 @@ impl<D: DiskFormat> Cache<D> {
                 operation: "vacuum",
             });
         }
-        let started = Instant::now();
-        let deadline = if self.retry {
-            None
-        } else {
-            Some(started + self.inner.timeout)
-        };
-        let pid = crate::pid::current();
+        let op = self.op();
         let _guard = self
             .inner
             .writer
-            .acquire(deadline, pid)
-            .ok_or(Error::Timeout {
-                waited: started.elapsed(),
-            })?;
-        let conn = self
-            .inner
-            .pool
-            .checkout(Use::Write, pid, deadline, started)?;
-        let result = retry_busy(self.db_path(), deadline, started, || {
-            conn.sql.execute_batch("VACUUM")
-        })
-        .and_then(|()| {
-            // Busy readers make a TRUNCATE checkpoint give up (reported in its row, not as an
-            // error): the log is then truncated by a later checkpoint.
-            retry_busy(self.db_path(), deadline, started, || {
-                conn.sql
-                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            })
-        });
-        self.inner.pool.checkin(Use::Write, conn);
-        result
+            .acquire(op.deadline, crate::pid::current())
+            .ok_or_else(|| op.timeout())?;
+        let conn = self.inner.pool.checkout(Use::Write, &op)?;
+        op.retry_busy(|| conn.execute_batch("VACUUM"))?;
+        // Busy readers make a TRUNCATE checkpoint give up (reported in its row, not as an
+        // error): the log is then truncated by a later checkpoint.
+        op.retry_busy(|| conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())))
     }
 }
 

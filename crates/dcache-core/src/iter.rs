@@ -14,8 +14,9 @@ use dcache_disk::{DiskFormat, SqlValue};
 use rusqlite::Row;
 use serde::de::DeserializeOwned;
 
-use crate::cache::{Cache, Found};
+use crate::cache::Cache;
 use crate::error::Result;
+use crate::sql::{LiveRow, live_row_cols};
 use crate::sqlval::{column_err, raw_flag, sql_value};
 
 /// Rows fetched per page.
@@ -34,10 +35,10 @@ macro_rules! key_cols {
         "rowid, key, raw"
     };
 }
-/// The columns of an items page: [`Found::from_row`]'s seven, then the key and `raw`.
+/// The columns of an items page: [`LiveRow::read`]'s seven, then the key and `raw`.
 macro_rules! item_cols {
     () => {
-        "rowid, expire_time, tag, mode, filename, value, size, key, raw"
+        concat!(live_row_cols!(), ", key, raw")
     };
 }
 /// The statements of one column set: by rowid (inclusive bounds, so rowids 0, negative and
@@ -78,7 +79,7 @@ struct PageRow {
     /// The key column and the `raw` flag, as stored; or why they cannot be read.
     key: Result<(SqlValue, bool)>,
     /// The lookup columns (items pages only); or why they cannot be read.
-    found: Option<Result<Found>>,
+    found: Option<Result<LiveRow>>,
 }
 
 /// Where the next page starts.
@@ -297,16 +298,7 @@ fn read_page<D: DiskFormat>(
     raw_at: usize,
     with_values: bool,
 ) -> Result<Vec<Positioned>> {
-    cache.read_with(|c| {
-        let err = cache.sql_err();
-        let mut stmt = c.prepare_cached(sql).map_err(&err)?;
-        let mut rows = stmt.query(args).map_err(&err)?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next().map_err(&err)? {
-            out.push(read_row(r, key_at, raw_at, with_values)?);
-        }
-        Ok(out)
-    })
+    cache.read_with(|db| db.all(sql, args, |r| read_row(r, key_at, raw_at, with_values)))
 }
 
 /// Reads a row's columns; only a failure to read the row at all is an error here.
@@ -316,7 +308,7 @@ fn read_row(r: &Row<'_>, key_at: usize, raw_at: usize, with_values: bool) -> Res
     let key_ref = r.get_ref(key_at).map_err(column_err)?;
     let raw = sql_value(raw_ref).unwrap_or(SqlValue::Null);
     let key = sql_value(key_ref).map(|k| (k, raw_flag(&raw)));
-    let found = with_values.then(|| Found::from_row(r));
+    let found = with_values.then(|| LiveRow::read(r));
     Ok(Positioned {
         rowid,
         key_as_stored: AsStored::of(key_ref),
@@ -545,8 +537,8 @@ fn order_of(reverse: bool) -> Order {
 
 /// Reads the columns `rowid, expire_time, tag, mode, filename, value, size, key, raw` of one
 /// row (`nth_sorted_item`).
-fn item_row(r: &Row<'_>) -> Result<(Found, SqlValue, bool)> {
-    let found = Found::from_row(r)?;
+fn item_row(r: &Row<'_>) -> Result<(LiveRow, SqlValue, bool)> {
+    let found = LiveRow::read(r)?;
     let key = sql_value(r.get_ref(7).map_err(column_err)?)?;
     let raw = raw_flag(&sql_value(r.get_ref(8).map_err(column_err)?)?);
     Ok((found, key, raw))
@@ -705,24 +697,23 @@ impl<D: DiskFormat> Cache<D> {
     ) -> Result<Option<(K, V)>> {
         // `+expire_time`: see `nth_sorted_key`.
         let sql = if reverse {
-            "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw FROM Cache \
-             WHERE +expire_time IS NULL OR +expire_time > ?1 \
-             ORDER BY key DESC, raw DESC LIMIT 1 OFFSET +?2"
+            concat!(
+                "SELECT ",
+                item_cols!(),
+                " FROM Cache WHERE +expire_time IS NULL OR +expire_time > ?1 \
+                 ORDER BY key DESC, raw DESC LIMIT 1 OFFSET +?2"
+            )
         } else {
-            "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw FROM Cache \
-             WHERE +expire_time IS NULL OR +expire_time > ?1 \
-             ORDER BY key ASC, raw ASC LIMIT 1 OFFSET +?2"
+            concat!(
+                "SELECT ",
+                item_cols!(),
+                " FROM Cache WHERE +expire_time IS NULL OR +expire_time > ?1 \
+                 ORDER BY key ASC, raw ASC LIMIT 1 OFFSET +?2"
+            )
         };
         let now = self.now();
         let offset = i64::try_from(n).unwrap_or(i64::MAX);
-        let row = self.read_with(|c| {
-            let mut stmt = c.prepare_cached(sql).map_err(self.sql_err())?;
-            let mut rows = stmt.query((now, offset)).map_err(self.sql_err())?;
-            rows.next()
-                .map_err(self.sql_err())?
-                .map(item_row)
-                .transpose()
-        })?;
+        let row = self.read_with(|db| db.first(sql, (now, offset), item_row))?;
         let Some((found, key, raw)) = row else {
             return Ok(None);
         };
