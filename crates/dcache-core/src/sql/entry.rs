@@ -321,6 +321,11 @@ impl Db<'_> {
         .map(drop)
     }
 
+    /// Deletes a row (its value file is the caller's: see [`Cache::delete_rowid`]).
+    pub(crate) fn delete_row(&self, rowid: i64) -> Result<()> {
+        self.execute(DELETE_ROWID, [rowid]).map(drop)
+    }
+
     /// Sets the expiry of the live row of `key` at `now`; returns whether there was one.
     pub(crate) fn touch(&self, key: &DbKey, now: f64, expire_time: Option<f64>) -> Result<bool> {
         let touched = self.execute(TOUCH, (expire_time, Bind(key.value.as_ref()), key.raw, now))?;
@@ -375,7 +380,7 @@ impl<D: DiskFormat> Cache<D> {
         rowid: i64,
         filename: Option<String>,
     ) -> Result<()> {
-        tx.db().execute(DELETE_ROWID, [rowid])?;
+        tx.db().delete_row(rowid)?;
         if let Some(name) = filename {
             tx.remove_after_commit(&self.inner.files, name);
         }

@@ -9,6 +9,8 @@
 //! - `entry.rs`: the statements on one entry (lookup, insert, update, delete, touch, incr,
 //!   the counters of `Settings`), each beside the row struct that reads its columns.
 //! - `evict.rs`: the rows culling, expiry, eviction by tag and clearing remove; the volume.
+//! - `check.rs`: `check`'s integrity check, file rows, true count and size.
+//! - `listing.rs`: the inspection listing's rows, every column uninterpreted.
 //! - `settings.rs`: the `Settings` table's values and counters.
 //! - `queue.rs`: the queues' ends and the `Deque`'s renumbering of keys.
 //!
@@ -23,8 +25,10 @@
 //! defined in this layer, beside their rows. Some older statements still live beside their
 //! one caller (the pager of `iter.rs`, `queue.rs`, `check.rs`, `entries.rs`, `open.rs`).
 
+mod check;
 mod entry;
 mod evict;
+mod listing;
 mod queue;
 mod run;
 mod settings;
@@ -36,8 +40,10 @@ use rusqlite::{Connection, Params, Row};
 use crate::conn::map_err;
 use crate::error::{Error, Result};
 
+pub(crate) use check::FileRow;
 pub(crate) use entry::{Columns, Hit, HitValue, LiveRow, RowidRow, describe_stored, live_row_cols};
 pub(crate) use evict::policy_select;
+pub(crate) use listing::ListedRow;
 pub(crate) use queue::{ItemRow, QueueRow, Shift};
 
 /// A connection and its database's path: the boundary where SQLite's errors become dcache's.
