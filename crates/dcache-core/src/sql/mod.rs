@@ -11,6 +11,7 @@
 //! - `evict.rs`: the rows culling, expiry, eviction by tag and clearing remove; the volume.
 //! - `check.rs`: `check`'s integrity check, file rows, true count and size.
 //! - `listing.rs`: the inspection listing's rows, every column uninterpreted.
+//! - `pager.rs`: the iterators' pages (by rowid or by key) and the n-th entry in key order.
 //! - `settings.rs`: the `Settings` table's values and counters.
 //! - `queue.rs`: the queues' ends and the `Deque`'s renumbering of keys.
 //!
@@ -22,13 +23,17 @@
 //! Re-preparing cost about 40% of a `set`.
 //!
 //! `crate::schema` holds the schema (python's DDL, indexes, triggers); statements are
-//! defined in this layer, beside their rows. Some older statements still live beside their
-//! one caller (the pager of `iter.rs`, `queue.rs`, `check.rs`, `entries.rs`, `open.rs`).
+//! defined in this layer, beside their rows. Outside it remain only the statements of the
+//! open sequence (`open.rs`: the schema inspection, `Settings` read and persistent pragmas,
+//! before any `Cache` exists), the connection and transaction control of `conn/` (pragmas,
+//! `BEGIN`, savepoints, `COMMIT`), `vacuum`'s `VACUUM` and checkpoint, and the policy
+//! indexes' DDL beside `EvictionPolicy`.
 
 mod check;
 mod entry;
 mod evict;
 mod listing;
+mod pager;
 mod queue;
 mod run;
 mod settings;
@@ -41,9 +46,10 @@ use crate::conn::map_err;
 use crate::error::{Error, Result};
 
 pub(crate) use check::FileRow;
-pub(crate) use entry::{Columns, Hit, HitValue, LiveRow, RowidRow, describe_stored, live_row_cols};
+pub(crate) use entry::{Columns, Hit, HitValue, LiveRow, RowidRow, describe_stored};
 pub(crate) use evict::policy_select;
 pub(crate) use listing::ListedRow;
+pub(crate) use pager::{Cursor, Order, PageRow};
 pub(crate) use queue::{ItemRow, QueueRow, Shift};
 
 /// A connection and its database's path: the boundary where SQLite's errors become dcache's.
