@@ -12,7 +12,18 @@ use crate::error::Result;
 use crate::options::Entry;
 use crate::settings::EvictionPolicy;
 use crate::sql::Db;
-use crate::sqlval::{Bind, column_err, opt_f64, sql_ref, sql_value};
+use crate::sqlval::{Bind, column_err, from_rusqlite, opt_f64, sql_ref, sql_value};
+
+/// Column `i` of a row of this file's statements; a type python-diskcache never writes there
+/// is a decode error ([`column_err`]).
+fn column<T: rusqlite::types::FromSql>(row: &Row<'_>, i: usize) -> Result<T> {
+    row.get(i).map_err(column_err)
+}
+
+/// Column `i`, borrowed, as [`column`] reads it.
+fn column_ref<'r>(row: &'r Row<'_>, i: usize) -> Result<rusqlite::types::ValueRef<'r>> {
+    row.get_ref(i).map_err(column_err)
+}
 use crate::tag::Tag;
 
 /// The columns [`LiveRow::read`] reads, in its order; statements elsewhere (the pager, the
@@ -45,15 +56,15 @@ pub(crate) struct LiveRow {
 impl LiveRow {
     /// Reads the columns of [`live_row_cols`], the first of `row`.
     pub(crate) fn read(row: &Row<'_>) -> Result<LiveRow> {
-        let mode = Mode::from_column(row.get::<_, i64>(3).map_err(column_err)?)?;
+        let mode = Mode::from_column(column::<i64>(row, 3)?)?;
         Ok(LiveRow {
-            rowid: row.get(0).map_err(column_err)?,
-            expire_time: opt_f64(row.get_ref(1).map_err(column_err)?),
-            tag: Tag::from_sql(sql_ref(row.get_ref(2).map_err(column_err)?)?),
+            rowid: column(row, 0)?,
+            expire_time: opt_f64(column_ref(row, 1)?),
+            tag: Tag::from_sql(sql_ref(column_ref(row, 2)?)?),
             mode,
-            filename: row.get(4).map_err(column_err)?,
-            value: sql_value(row.get_ref(5).map_err(column_err)?)?,
-            size: size_column(row.get::<_, Option<i64>>(6).map_err(column_err)?),
+            filename: column(row, 4)?,
+            value: sql_value(column_ref(row, 5)?)?,
+            size: size_column(column::<Option<i64>>(row, 6)?),
         })
     }
 
@@ -119,14 +130,14 @@ impl<T> Hit<T> {
         entry: bool,
         decode: impl FnOnce(StoredRef<'_>) -> std::result::Result<T, dcache_disk::Error>,
     ) -> Result<Hit<T>> {
-        let mode = Mode::from_column(row.get::<_, i64>(0).map_err(column_err)?)?;
-        let size = size_column(row.get::<_, Option<i64>>(3).map_err(column_err)?);
-        let filename = match sql_ref(row.get_ref(1).map_err(column_err)?)? {
+        let mode = Mode::from_column(column::<i64>(row, 0)?)?;
+        let size = size_column(column::<Option<i64>>(row, 3)?);
+        let filename = match sql_ref(column_ref(row, 1)?)? {
             SqlRef::Null => None,
             SqlRef::Text(name) => Some(name),
             other => return Err(column_err(format!("filename is {}", other.storage_class()))),
         };
-        let value = sql_ref(row.get_ref(2).map_err(column_err)?)?;
+        let value = sql_ref(column_ref(row, 2)?)?;
         let value = match filename {
             None => HitValue::Decoded(decode(StoredRef {
                 size,
@@ -150,9 +161,9 @@ impl<T> Hit<T> {
             });
         }
         Ok(Hit {
-            rowid: row.get(4).map_err(column_err)?,
-            expire_time: opt_f64(row.get_ref(5).map_err(column_err)?),
-            tag: Tag::from_sql(sql_ref(row.get_ref(6).map_err(column_err)?)?),
+            rowid: column(row, 4)?,
+            expire_time: opt_f64(column_ref(row, 5)?),
+            tag: Tag::from_sql(sql_ref(column_ref(row, 6)?)?),
             value,
         })
     }
@@ -261,24 +272,24 @@ impl Db<'_> {
 
     /// The row of `key`, live or expired.
     pub(crate) fn key_row(&self, key: &DbKey) -> Result<Option<KeyRow>> {
-        self.first(SELECT_ROW, (Bind(key.value.as_ref()), key.raw), |r| {
+        self.first_row(SELECT_ROW, (Bind(key.value.as_ref()), key.raw), |r| {
             Ok(KeyRow {
-                rowid: r.get(0).map_err(|e| self.err(e))?,
-                filename: r.get(1).map_err(|e| self.err(e))?,
-                expire_time: opt_f64(r.get_ref(2).map_err(|e| self.err(e))?),
+                rowid: r.get(0)?,
+                filename: r.get(1)?,
+                expire_time: opt_f64(r.get_ref(2)?),
             })
         })
     }
 
     /// The rowid and value file of the live row of `key` at `now`.
     pub(crate) fn live_rowid(&self, key: &DbKey, now: f64) -> Result<Option<RowidRow>> {
-        self.first(
+        self.first_row(
             SELECT_LIVE_ROWID,
             (Bind(key.value.as_ref()), key.raw, now),
             |r| {
                 Ok(RowidRow {
-                    rowid: r.get(0).map_err(|e| self.err(e))?,
-                    filename: r.get(1).map_err(|e| self.err(e))?,
+                    rowid: r.get(0)?,
+                    filename: r.get(1)?,
                 })
             },
         )
@@ -334,13 +345,13 @@ impl Db<'_> {
 
     /// The row of `key` as `incr` reads it.
     pub(crate) fn counter_row(&self, key: &DbKey) -> Result<Option<CounterRow>> {
-        self.first(SELECT_COUNTER, (Bind(key.value.as_ref()), key.raw), |r| {
+        self.first_row(SELECT_COUNTER, (Bind(key.value.as_ref()), key.raw), |r| {
             Ok(CounterRow {
-                rowid: r.get(0).map_err(|e| self.err(e))?,
-                expire_time: opt_f64(r.get_ref(1).map_err(|e| self.err(e))?),
-                filename: r.get(2).map_err(|e| self.err(e))?,
-                value: sql_value(r.get_ref(3).map_err(|e| self.err(e))?)?,
-                mode: r.get(4).map_err(|e| self.err(e))?,
+                rowid: r.get(0)?,
+                expire_time: opt_f64(r.get_ref(1)?),
+                filename: r.get(2)?,
+                value: from_rusqlite(r.get(3)?),
+                mode: r.get(4)?,
             })
         })
     }

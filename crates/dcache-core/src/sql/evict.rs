@@ -97,7 +97,7 @@ impl<D: DiskFormat> Cache<D> {
             Ok((r.get(0)?, opt_f64(r.get_ref(1)?)))
         };
         let (pages, size) = db
-            .first(VOLUME, [], |r| read(r).map_err(|e| db.err(e)))?
+            .first_row(VOLUME, [], read)?
             .ok_or_else(|| db.err(rusqlite::Error::QueryReturnedNoRows))?;
         // No `size` row in Settings: as python, an error (a foreign or damaged database).
         let size = size.ok_or_else(|| db.err(rusqlite::Error::QueryReturnedNoRows))?;

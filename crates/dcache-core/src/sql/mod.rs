@@ -97,6 +97,17 @@ impl<'c> Db<'c> {
         }
     }
 
+    /// [`first`](Self::first) for a row read with rusqlite's getters, whose errors are mapped
+    /// here.
+    pub(crate) fn first_row<T>(
+        &self,
+        sql: &str,
+        params: impl Params,
+        read: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
+        self.first(sql, params, |r| read(r).map_err(|e| self.err(e)))
+    }
+
     /// Every row of a cached query, each read by `read`.
     pub(crate) fn all<T>(
         &self,

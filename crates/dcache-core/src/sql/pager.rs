@@ -264,7 +264,7 @@ impl Db<'_> {
                 raw_flag(&crate::sqlval::from_rusqlite(r.get(1)?)),
             ))
         };
-        self.first(sql, (now, offset), |r| read(r).map_err(|e| self.err(e)))
+        self.first_row(sql, (now, offset), read)
     }
 
     /// The `n`-th live entry at `now` in key order (from the end when `reverse`), with its

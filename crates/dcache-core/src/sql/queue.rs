@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::queue::{QUEUE_MAX, Side};
 use crate::sql::entry::live_row_cols;
 use crate::sql::{Db, LiveRow};
-use crate::sqlval::{Bind, raw_flag, sql_value};
+use crate::sqlval::{Bind, from_rusqlite, raw_flag, sql_value};
 
 /// The key at one end of a queue's key range (`?1 < key < ?2`).
 const LAST_KEY: &str =
@@ -94,9 +94,8 @@ pub(crate) enum Shift {
 
 impl Db<'_> {
     /// The first column, a key.
-    fn key_column(&self, r: &Row<'_>) -> Result<SqlValue> {
-        let value: rusqlite::types::Value = r.get(0).map_err(|e| self.err(e))?;
-        Ok(crate::sqlval::from_rusqlite(value))
+    fn key_column(r: &Row<'_>) -> rusqlite::Result<SqlValue> {
+        r.get(0).map(from_rusqlite)
     }
 
     /// The key at the `side` end of the queue range `lo < key < hi`.
@@ -110,7 +109,7 @@ impl Db<'_> {
             Side::Back => LAST_KEY,
             Side::Front => FIRST_KEY,
         };
-        self.first(sql, (Bind(lo), Bind(hi)), |r| self.key_column(r))
+        self.first_row(sql, (Bind(lo), Bind(hi)), Self::key_column)
     }
 
     /// The row at the `side` end of the queue range `lo < key < hi`.
@@ -139,9 +138,7 @@ impl Db<'_> {
             Ok(ItemRow {
                 row: LiveRow::read(r)?,
                 key: sql_value(r.get_ref(7).map_err(|e| self.err(e))?)?,
-                raw: raw_flag(&crate::sqlval::from_rusqlite(
-                    r.get(8).map_err(|e| self.err(e))?,
-                )),
+                raw: raw_flag(&from_rusqlite(r.get(8).map_err(|e| self.err(e))?)),
             })
         })
     }
@@ -154,14 +151,12 @@ impl Db<'_> {
             NTH_FROM_FRONT
         };
         let offset = i64::try_from(n).unwrap_or(i64::MAX);
-        self.first(sql, (offset, QUEUE_MAX), |r| self.key_column(r))
+        self.first_row(sql, (offset, QUEUE_MAX), Self::key_column)
     }
 
     /// The number of items in the unprefixed queue.
     pub(crate) fn queue_len(&self) -> Result<u64> {
-        let n = self.first(QUEUE_LEN, [QUEUE_MAX], |r| {
-            r.get::<_, i64>(0).map_err(|e| self.err(e))
-        })?;
+        let n = self.first_row(QUEUE_LEN, [QUEUE_MAX], |r| r.get::<_, i64>(0))?;
         Ok(u64::try_from(n.unwrap_or(0)).unwrap_or(0))
     }
 

@@ -17,18 +17,13 @@ impl Db<'_> {
     /// A counter row of `Settings` (`count`, `size`, `hits`, `misses`); 0 when missing or not
     /// a number.
     pub(crate) fn counter(&self, name: &str) -> Result<i64> {
-        let value = self.first(SETTING_VALUE, [name], |r| {
-            Ok(opt_f64(r.get_ref(0).map_err(|e| self.err(e))?))
-        })?;
+        let value = self.first_row(SETTING_VALUE, [name], |r| r.get_ref(0).map(opt_f64))?;
         Ok(value.flatten().map_or(0, |v| v as i64))
     }
 
     /// A setting's value as stored, `None` without its row.
     pub(crate) fn setting(&self, name: &str) -> Result<Option<SqlValue>> {
-        self.first(SETTING_VALUE, [name], |r| {
-            let value: rusqlite::types::Value = r.get(0).map_err(|e| self.err(e))?;
-            Ok(from_rusqlite(value))
-        })
+        self.first_row(SETTING_VALUE, [name], |r| r.get(0).map(from_rusqlite))
     }
 
     /// Sets a counter row that exists.
