@@ -56,7 +56,4 @@ pub use settings::{DEFAULT_SETTINGS, DefaultValue, EvictionPolicy, METADATA, Set
 pub use store::{Storage, Update};
 pub use tag::Tag;
 
-#[doc(hidden)]
-pub use sqlval::integral_i64;
-
 pub use dcache_disk::{self as disk, Disk, DiskFormat, JsonDisk, MsgpackDisk, SqlValue, Value};

@@ -41,30 +41,6 @@ pub(crate) fn sql_value(value: ValueRef<'_>) -> Result<SqlValue> {
     sql_ref(value).map(SqlRef::to_owned)
 }
 
-/// The integer an integral REAL stands for: python stores some integers as REAL (FanoutCache
-/// divides `size_limit` by the shard count, other programs write `3.0`).
-///
-/// The one bound: `f` must be a whole number in `i64`'s range, −2⁶³ ≤ `f` < 2⁶³, where the
-/// conversion is exact. `None` for a fraction, NaN, an infinity or a number out of range.
-///
-/// ```
-/// use dcache_core::integral_i64;
-///
-/// assert_eq!(integral_i64(134_217_728.0), Some(134_217_728));
-/// assert_eq!(integral_i64(-3.0), Some(-3));
-/// assert_eq!(integral_i64(2.5), None);
-/// assert_eq!(integral_i64(9.3e18), None);
-/// assert_eq!(integral_i64(f64::NAN), None);
-/// ```
-#[must_use]
-pub fn integral_i64(f: f64) -> Option<i64> {
-    /// 2⁶³, exactly representable as an `f64`.
-    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-    // A whole number in range: the conversion is exact.
-    #[allow(clippy::cast_possible_truncation)]
-    (f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f)).then_some(f as i64)
-}
-
 /// Reads an optional REAL column (`expire_time`); integers are accepted (SQLite may hand back
 /// an integral REAL as INTEGER when another program wrote it).
 pub(crate) fn opt_f64(value: ValueRef<'_>) -> Option<f64> {

@@ -10,7 +10,7 @@ use dcache_core::{
     Cache, CacheBuilder, Clock, Durability, Entry, Memoized, SetOptions, Settings, Stats, Storage,
     Update, ValueReader, Warning,
 };
-use dcache_disk::{Disk, DiskFormat, SqlValue};
+use dcache_disk::{Disk, DiskFormat, SqlValue, integral_i64};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -414,7 +414,7 @@ pub fn detect_shards(dir: impl AsRef<Path>) -> Result<usize> {
 fn total_size_limit(value: &SqlValue) -> Result<u64> {
     let total = match *value {
         SqlValue::Integer(i) => u64::try_from(i).ok(),
-        SqlValue::Real(r) => dcache_core::integral_i64(r).and_then(|i| u64::try_from(i).ok()),
+        SqlValue::Real(r) => integral_i64(r).and_then(|i| u64::try_from(i).ok()),
         _ => None,
     };
     total.ok_or_else(|| {

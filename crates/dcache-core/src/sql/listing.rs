@@ -82,7 +82,7 @@ impl Col {
     pub(crate) fn as_i64(&self) -> Option<i64> {
         match self {
             Col::Integer(i) => Some(*i),
-            Col::Real(f) => crate::sqlval::integral_i64(*f),
+            Col::Real(f) => dcache_disk::integral_i64(*f),
             _ => None,
         }
     }
