@@ -100,12 +100,20 @@
 //! bucket as full (python's raises); a [`MemoizeStampede`] measures `delta` on a monotonic
 //! clock and never caches an `Err`.
 //!
+//! # Async (tokio)
+//!
+//! With the feature `tokio`, the [`future`] module has async twins of these recipes:
+//! [`Throttle`] with an async wait, [`Barrier`] around an async closure, and memoization of
+//! async functions.
+//!
 //! # Crate features
 //!
-//! None.
+//! - `tokio`: the [`future`] module (and `dcache_sync`'s).
 
 mod barrier;
 mod error;
+#[cfg(feature = "tokio")]
+pub mod future;
 mod stampede;
 mod throttle;
 

@@ -95,12 +95,19 @@
 //! python's `Lock.release` deletes the key whoever holds it; a Rust holder whose lock python
 //! released that way gets [`Error::LockLost`].
 //!
+//! # Async (tokio)
+//!
+//! With the feature `tokio`, the [`future`] module has async twins of these types whose waits
+//! never block a runtime worker thread.
+//!
 //! # Crate features
 //!
-//! None.
+//! - `tokio`: the [`future`] module.
 
 mod averager;
 mod error;
+#[cfg(feature = "tokio")]
+pub mod future;
 mod lock;
 mod rlock;
 mod semaphore;
