@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""python-diskcache 5.6.3 on dcache's standard workloads (W1-W5 of DESIGN.md section 6).
+"""python-diskcache 5.6.3 on dcache's standard workloads (W1-W5 of docs/benchmarks.md).
 
 Run by `cargo xtask bench [--quick]` next to the Rust harness (`benches/src/bin/compare.rs`),
 it builds the same keys, values and random orders (splitmix64, same seeds), times the same

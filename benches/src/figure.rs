@@ -1,4 +1,4 @@
-//! One measured figure, printed as one line in the format of DESIGN.md §6.
+//! One measured figure, printed as one line in the format docs/benchmarks.md describes.
 
 use std::fmt;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The two floors of DESIGN.md §6: the least an SQLite cache can do per operation
+//! The two floors of docs/benchmarks.md: the least an SQLite cache can do per operation
 //! ([`SqliteFloor`]) and the least python-diskcache's on-disk format can do ([`FormatFloor`]).
 //!
 //! Both run with dcache's pragmas, read from [`DEFAULT_SETTINGS`]: WAL, synchronous NORMAL,

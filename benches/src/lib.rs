@@ -1,4 +1,4 @@
-//! dcache's benchmarks (unpublished): the standard workloads of DESIGN.md §6, the two SQLite
+//! dcache's benchmarks (unpublished): the standard workloads of docs/benchmarks.md, the two SQLite
 //! floors they are compared against, and the helpers the criterion micro-benches share.
 //!
 //! `cargo xtask bench [--quick]` builds the `compare` binary in release mode and runs it, then

@@ -1,4 +1,4 @@
-//! The standard workloads W1–W5 (issue 10, DESIGN.md §6), written once against [`Target`].
+//! The standard workloads W1–W5 (docs/benchmarks.md, "Workloads"), written once against [`Target`].
 //!
 //! - W1: default settings, one thread, 20,000 keys `key-%08d`, 100-byte values: `set`
 //!   (inserts into an empty cache), `get_hit`, `get_miss`, `delete`, each over all keys in a

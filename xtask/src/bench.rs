@@ -1,11 +1,11 @@
-//! `cargo xtask bench [--quick] [--rounds N]`: the comparison of DESIGN.md §6 in one sitting.
+//! `cargo xtask bench [--quick] [--rounds N]`: the comparison of docs/benchmarks.md in one sitting.
 //!
-//! Builds the `benches` crate in release mode, runs its `compare` binary (dcache and the two
-//! SQLite floors) and then `benches/python/bench_diskcache.py` (python-diskcache 5.6.3, when
+//! Builds the `benches` crate in release mode, runs its `compare` binary (dcache and the two SQLite
+//! floors) and then `benches/python/bench_diskcache.py` (python-diskcache 5.6.3, when
 //! `$DCACHE_PYTHON` or `python3` can import it), echoing their figure lines. Then it prints the
-//! ratio table and the targets of issue 10, writes `target/bench/report.json`, and renders the
-//! table and an SVG chart: into `docs/benchmarks.md` and `docs/benchmarks.svg` for a full run,
-//! into `target/bench/` for a quick one (the docs show full runs only).
+//! ratio table and the performance targets ([`targets`]), writes `target/bench/report.json`, and
+//! renders the table and an SVG chart: into `docs/benchmarks.md` and `docs/benchmarks.svg` for a
+//! full run, into `target/bench/` for a quick one (the docs show full runs only).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -165,7 +165,7 @@ pub(crate) fn ratio_rows(figures: &Figures) -> Vec<RatioRow> {
         .collect()
 }
 
-/// A target of issue 10, evaluated on one run.
+/// A performance target dcache is held to, evaluated on one run.
 #[derive(Debug)]
 pub(crate) struct Target {
     pub(crate) name: String,
@@ -410,7 +410,7 @@ pub(crate) fn markdown(
         }
     }
     out.push_str(
-        "\nTargets (issue 10), from this run; for targets that compare an implementation with \
+        "\nTargets, from this run; for targets that compare an implementation with \
          itself, the floors' own figures show what SQLite alone achieves:\n\n\
          | target | dcache | bound | | sqlite-floor | sqlite-format-floor |\n\
          |---|--:|--:|---|--:|--:|\n",
@@ -828,7 +828,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let rows = ratio_rows(&figures);
     let targets = targets(&figures);
     println!("\n{}", text_table(&rows));
-    println!("targets (issue 10):\n{}", target_lines(&targets));
+    println!("targets:\n{}", target_lines(&targets));
 
     let unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -4,7 +4,7 @@
 //! - `tidy`: checks repository rules (crate dependency directions, lint inheritance); the same
 //!   checks run as a test in `cargo test`.
 //! - `soak`: the reliability suites at full size (`docs/reliability.md`).
-//! - `bench [--quick]`: runs the benchmarks of DESIGN.md §6 (dcache, the SQLite floors,
+//! - `bench [--quick]`: runs the benchmarks of docs/benchmarks.md (dcache, the SQLite floors,
 //!   python-diskcache) and writes the report, the table and the chart (see `bench.rs`).
 //! - `msrv`: the workspace against its `rust-version` (`cargo +<msrv> check`, or, without that
 //!   toolchain, a loud notice and the checks possible without it; see `msrv.rs`).

@@ -9,7 +9,7 @@
 //! Two participants take turns: each holds the lock for `--hold-us` (default 2000) while the
 //! other waits in `acquire`, then releases it. A participant stamps the wall clock just
 //! before calling `unlock` and just after `acquire` returns; the hand-off latency is the
-//! waiter's stamp minus the releaser's. It prints a figure line (DESIGN.md §6, the median as
+//! waiter's stamp minus the releaser's. It prints a figure line (docs/benchmarks.md, the median as
 //! `us_per_op`) and a comment with the tail for each setting; `cargo xtask bench` runs it:
 //!
 //! ```text

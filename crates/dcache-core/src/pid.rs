@@ -1,4 +1,5 @@
-//! This process's id, cached, for the fork check of every pooled connection (DESIGN.md §4).
+//! This process's id, cached, for the fork check of every pooled connection (docs/design.md,
+//! "Locking and transactions").
 //!
 //! `std::process::id()` is a `getpid` system call (glibc stopped caching it in 2.25). Every
 //! operation compares the id stamped on its connection with the current one, so the id is read

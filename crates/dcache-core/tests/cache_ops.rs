@@ -1,5 +1,5 @@
-//! python-diskcache's Cache edge cases (reference §8) that apply to part 1, and the
-//! bookkeeping invariants of overwrites.
+//! python-diskcache's Cache edge cases (from its own test suite, `tests/test_core.py`) that
+//! apply to the core `Cache`, and the bookkeeping invariants of overwrites.
 
 mod common;
 

@@ -1,5 +1,5 @@
-//! A Cache used on both sides of a `fork()` (DESIGN.md §4): the child never uses or closes its
-//! parent's connections, opens its own, and the parent's keep working.
+//! A Cache used on both sides of a `fork()` (docs/design.md, "Locking and transactions"): the child
+//! never uses or closes its parent's connections, opens its own, and the parent's keep working.
 //!
 //! The only test of its binary, so that no other test thread holds a lock of SQLite or the
 //! allocator at the moment of the fork.

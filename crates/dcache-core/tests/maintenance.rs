@@ -1,5 +1,5 @@
-//! Eviction, expiry, tags, check and statistics: python-diskcache's cases (reference §8),
-//! with an injected clock instead of sleeps.
+//! Eviction, expiry, tags, check and statistics: python-diskcache's cases (from its own test
+//! suite, `tests/test_core.py`), with an injected clock instead of sleeps.
 
 mod common;
 

@@ -13,7 +13,7 @@ use crate::files::FileStore;
 use crate::format::{DiskFormat, Mode, Stored, StoredRef};
 use crate::known;
 use crate::pickle;
-use crate::sql::{DbKey, SqlRef, SqlValue};
+use crate::sql::{DbKey, SqlRef, SqlValue, integral_i64};
 use crate::value::Value;
 #[cfg(feature = "json")]
 use crate::{pyjson, value::from_value};
@@ -112,53 +112,33 @@ impl Disk {
 
     /// Stores an already-serialized structured value under `mode`, inline or in a file.
     fn store_encoded(&self, bytes: Vec<u8>, mode: Mode, files: &FileStore) -> Result<Stored> {
-        if (bytes.len() as u64) < self.min_file_size {
-            Ok(Stored {
-                size: 0,
-                mode,
-                filename: None,
-                value: SqlValue::Blob(bytes),
-            })
-        } else {
-            let filename = files.write(&bytes)?;
-            Ok(Stored {
-                size: bytes.len() as u64,
-                mode,
-                filename: Some(filename),
-                value: SqlValue::Null,
-            })
-        }
+        place(
+            Payload::Blob(Cow::Owned(bytes)),
+            self.min_file_size,
+            mode,
+            mode,
+            files,
+        )
     }
 
     /// Stores a native value: inline, or text and bytes in files when large.
     fn store_primitive(&self, value: Primitive, files: &FileStore) -> Result<Stored> {
-        let raw = |value| {
-            Ok(Stored {
-                size: 0,
-                mode: Mode::RAW,
-                filename: None,
-                value,
-            })
+        let raw = |value| Stored {
+            size: 0,
+            mode: Mode::RAW,
+            filename: None,
+            value,
         };
         match value {
-            Primitive::Integer(i) => raw(SqlValue::Integer(i)),
-            Primitive::Real(f) => raw(SqlValue::Real(f)),
-            Primitive::Text(s) => {
-                // Python compares the character count; a byte count below the limit implies it.
-                if (s.len() as u64) < self.min_file_size
-                    || (s.chars().count() as u64) < self.min_file_size
-                {
-                    raw(SqlValue::Text(s))
-                } else {
-                    let filename = files.write(s.as_bytes())?;
-                    Ok(Stored {
-                        size: s.len() as u64,
-                        mode: Mode::TEXT,
-                        filename: Some(filename),
-                        value: SqlValue::Null,
-                    })
-                }
-            }
+            Primitive::Integer(i) => Ok(raw(SqlValue::Integer(i))),
+            Primitive::Real(f) => Ok(raw(SqlValue::Real(f))),
+            Primitive::Text(s) => place(
+                Payload::Text(s),
+                self.min_file_size,
+                Mode::RAW,
+                Mode::TEXT,
+                files,
+            ),
             Primitive::Blob(b) => self.store_bytes(Cow::Owned(b), files),
         }
     }
@@ -166,22 +146,13 @@ impl Disk {
     /// Stores bytes: inline (`MODE_RAW`), or in a value file (`MODE_BINARY`) when large,
     /// written straight from `bytes` (a borrowed `&[u8]` value is not copied).
     fn store_bytes(&self, bytes: Cow<'_, [u8]>, files: &FileStore) -> Result<Stored> {
-        if (bytes.len() as u64) < self.min_file_size {
-            Ok(Stored {
-                size: 0,
-                mode: Mode::RAW,
-                filename: None,
-                value: SqlValue::Blob(bytes.into_owned()),
-            })
-        } else {
-            let filename = files.write(&bytes)?;
-            Ok(Stored {
-                size: bytes.len() as u64,
-                mode: Mode::BINARY,
-                filename: Some(filename),
-                value: SqlValue::Null,
-            })
-        }
+        place(
+            Payload::Blob(bytes),
+            self.min_file_size,
+            Mode::RAW,
+            Mode::BINARY,
+            files,
+        )
     }
 
     fn configure_common(&mut self, name: &str, value: SqlRef<'_>) -> Result<bool> {
@@ -198,6 +169,57 @@ impl Disk {
             _ => Ok(false),
         }
     }
+}
+
+/// The bytes of a value that may go to a value file.
+enum Payload<'a> {
+    /// Bytes, stored inline as a `BLOB`.
+    Blob(Cow<'a, [u8]>),
+    /// Text, stored inline as `TEXT` and in a file as its UTF-8 bytes.
+    Text(String),
+}
+
+/// The "inline or value file" decision, made here for every disk: a payload shorter than
+/// `min_file_size` is kept in the row's `value` column under `inline_mode` (`size` 0, as
+/// python-diskcache writes it), anything larger goes to a new value file under `file_mode`.
+/// Text is measured as python measures it, in characters; a byte count below the limit
+/// implies a character count below it, so most text is never counted.
+fn place(
+    payload: Payload<'_>,
+    min_file_size: u64,
+    inline_mode: Mode,
+    file_mode: Mode,
+    files: &FileStore,
+) -> Result<Stored> {
+    let inline = match &payload {
+        Payload::Blob(bytes) => (bytes.len() as u64) < min_file_size,
+        Payload::Text(text) => {
+            (text.len() as u64) < min_file_size || (text.chars().count() as u64) < min_file_size
+        }
+    };
+    if inline {
+        let value = match payload {
+            Payload::Blob(bytes) => SqlValue::Blob(bytes.into_owned()),
+            Payload::Text(text) => SqlValue::Text(text),
+        };
+        return Ok(Stored {
+            size: 0,
+            mode: inline_mode,
+            filename: None,
+            value,
+        });
+    }
+    let bytes = match &payload {
+        Payload::Blob(bytes) => bytes.as_ref(),
+        Payload::Text(text) => text.as_bytes(),
+    };
+    let filename = files.write(bytes)?;
+    Ok(Stored {
+        size: bytes.len() as u64,
+        mode: file_mode,
+        filename: Some(filename),
+        value: SqlValue::Null,
+    })
 }
 
 /// Encodes keys as python's `Disk.put` does; shared by [`Disk`] and [`MsgpackDisk`].
@@ -633,22 +655,13 @@ impl DiskFormat for JsonDisk {
 
     fn store<V: Serialize + ?Sized>(&self, value: &V, files: &FileStore) -> Result<Stored> {
         let compressed = self.compress(&pyjson::to_vec(value)?)?;
-        if (compressed.len() as u64) < self.min_file_size {
-            Ok(Stored {
-                size: 0,
-                mode: Mode::RAW,
-                filename: None,
-                value: SqlValue::Blob(compressed),
-            })
-        } else {
-            let filename = files.write(&compressed)?;
-            Ok(Stored {
-                size: compressed.len() as u64,
-                mode: Mode::BINARY,
-                filename: Some(filename),
-                value: SqlValue::Null,
-            })
-        }
+        place(
+            Payload::Blob(Cow::Owned(compressed)),
+            self.min_file_size,
+            Mode::RAW,
+            Mode::BINARY,
+            files,
+        )
     }
 
     fn fetch<V: DeserializeOwned>(&self, stored: StoredRef<'_>, files: &FileStore) -> Result<V> {
@@ -695,13 +708,14 @@ fn setting_error(name: &str, value: SqlRef<'_>, reason: &str) -> Error {
     }
 }
 
-/// Reads an integer setting; python's FanoutCache may store integral values as REAL.
+/// Reads an integer setting; python may store whole numbers as REAL (see [`integral_i64`]).
 fn setting_i64(name: &str, value: SqlRef<'_>) -> Result<i64> {
     match value {
-        SqlRef::Integer(i) => Ok(i),
-        SqlRef::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
-        _ => Err(setting_error(name, value, "expected an integer")),
+        SqlRef::Integer(i) => Some(i),
+        SqlRef::Real(f) => integral_i64(f),
+        _ => None,
     }
+    .ok_or_else(|| setting_error(name, value, "expected an integer"))
 }
 
 fn setting_u64(name: &str, value: SqlRef<'_>) -> Result<u64> {

@@ -76,5 +76,5 @@ pub use error::{Error, Format, Result};
 pub use files::{DEFAULT_MAX_READ, FileStore};
 pub use format::{DiskFormat, Mode, Stored, StoredRef};
 pub use hash::{adler32, python_hash};
-pub use sql::{DbKey, SqlRef, SqlValue};
+pub use sql::{DbKey, SqlRef, SqlValue, integral_i64};
 pub use value::{BigInt, Value, from_value};

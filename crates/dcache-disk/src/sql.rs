@@ -149,6 +149,34 @@ impl From<&[u8]> for SqlValue {
     }
 }
 
+/// `2^63`: the first `f64` past `i64::MAX` (`i64::MAX` itself is not an `f64`).
+const I64_END: f64 = 9_223_372_036_854_775_808.0;
+
+/// The integer a SQLite `REAL` holds when it is a whole number in `i64`'s range.
+///
+/// python writes some integer settings as floats (`FanoutCache` stores `size_limit / shards`,
+/// a user may pass `1e9`), and SQLite keeps them as `REAL`; this is the one place dcache reads
+/// such a value back as an integer. The bound is `i64`'s range, `-2^63 <= real < 2^63`: every
+/// whole `f64` inside it converts exactly. A fraction, a value outside the range, an infinity
+/// or a NaN gives `None`.
+///
+/// ```
+/// use dcache_disk::integral_i64;
+///
+/// assert_eq!(integral_i64(1e9), Some(1_000_000_000));
+/// assert_eq!(integral_i64(-2.0), Some(-2));
+/// assert_eq!(integral_i64(-9_223_372_036_854_775_808.0), Some(i64::MIN));
+/// assert_eq!(integral_i64(1.5), None);
+/// assert_eq!(integral_i64(9_223_372_036_854_775_808.0), None);
+/// assert_eq!(integral_i64(f64::INFINITY), None);
+/// assert_eq!(integral_i64(f64::NAN), None);
+/// ```
+#[must_use]
+pub fn integral_i64(real: f64) -> Option<i64> {
+    // Whole and inside the range: the cast is exact.
+    (real.fract() == 0.0 && (-I64_END..I64_END).contains(&real)).then_some(real as i64)
+}
+
 /// An encoded key: the `key` column value and the `raw` flag stored beside it.
 ///
 /// `raw` is true when the key is stored natively (text, blob, integer, real) and false when the

@@ -10,7 +10,7 @@ use dcache_core::{
     Cache, CacheBuilder, Clock, Durability, Entry, Memoized, SetOptions, Settings, Stats, Storage,
     Update, ValueReader, Warning,
 };
-use dcache_disk::{Disk, DiskFormat, SqlValue};
+use dcache_disk::{Disk, DiskFormat, SqlValue, integral_i64};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -414,9 +414,7 @@ pub fn detect_shards(dir: impl AsRef<Path>) -> Result<usize> {
 fn total_size_limit(value: &SqlValue) -> Result<u64> {
     let total = match *value {
         SqlValue::Integer(i) => u64::try_from(i).ok(),
-        // A whole number in range: the conversion is exact.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        SqlValue::Real(r) if r.fract() == 0.0 && r >= 0.0 && r < u64::MAX as f64 => Some(r as u64),
+        SqlValue::Real(r) => integral_i64(r).and_then(|i| u64::try_from(i).ok()),
         _ => None,
     };
     total.ok_or_else(|| {

@@ -19,7 +19,7 @@ fn fanout_is_send_sync_clone() {
 fn shards_are_pythons() -> TestResult {
     let cache = FanoutCache::temp()?;
     assert_eq!(cache.shard_count(), 8);
-    // Vectors from python's Disk.hash % 8 (reference §2).
+    // Vectors from python's Disk.hash % 8.
     assert_eq!(cache.shard_of("key")?, 42_402_122 % 8);
     assert_eq!(cache.shard_of(&b"key"[..])?, 42_402_122 % 8);
     assert_eq!(cache.shard_of("h\u{e9}llo")?, 192_152_348 % 8);

@@ -1,9 +1,9 @@
-//! Hostile value files (issue 16, items 1, 6, 7, 8, 9): rows naming the database, its journal
-//! files, the top level of the directory or a directory; `hh` directories and value files
-//! replaced by symbolic links, also while an operation runs; value files replaced by FIFOs,
-//! sockets and directories; a sparse 1 TiB value file whose row agrees; values python pickles
-//! with shared references. Every case is a typed error or the right value, in bounded time, and
-//! nothing outside the value-file namespace is read, written or removed.
+//! Hostile value files (docs/reliability.md, "Hostile value files"): rows naming the database, its
+//! journal files, the top level of the directory or a directory; `hh` directories and value files
+//! replaced by symbolic links, also while an operation runs; value files replaced by FIFOs, sockets
+//! and directories; a sparse 1 TiB value file whose row agrees; values python pickles with shared
+//! references. Every case is a typed error or the right value, in bounded time, and nothing outside
+//! the value-file namespace is read, written or removed.
 //!
 //! Every operation that could block runs under [`within`], so a hang fails the test instead of
 //! hanging the suite; every loop is bounded.
