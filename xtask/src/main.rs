@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 fn usage() -> String {
     format!(
-        "usage: cargo xtask <command>\n\ncommands:\n  tidy    check repository rules\n  bench   run the benchmarks (dcache, SQLite floors, python-diskcache) [--quick]\n  msrv    check the workspace against its rust-version\n  {}",
+        "usage: cargo xtask <command>\n\ncommands:\n  tidy    check repository rules\n  bench   run the benchmarks (dcache, SQLite floors, python-diskcache) [--quick]\n  msrv    check the workspace against its rust-version [--no-install]\n  {}",
         soak::USAGE
     )
 }
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
             }
         },
         Some("soak") => soak::soak(&tidy::workspace_root(), &args[1..]),
-        Some("msrv") => msrv::run(&tidy::workspace_root()),
+        Some("msrv") => msrv::run(&tidy::workspace_root(), &args[1..]),
         Some("bench") => match bench::run(&args[1..]) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -12,6 +12,10 @@
 //!   the crate that needs more.
 //!
 //! Language features newer than the MSRV are caught only by the real check.
+//!
+//! `cargo xtask msrv --no-install` runs only those checks (the toolchain is neither used nor
+//! installed): for a machine without network to the Rust distribution servers, and to try
+//! the fallback itself.
 
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
@@ -20,9 +24,14 @@ use std::time::{Duration, Instant};
 /// How long `rustup toolchain install` may take before the fallback runs.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// Runs the check; prints what it did.
-pub(crate) fn run(root: &Path) -> ExitCode {
-    match check(root) {
+/// Runs the check; prints what it did. `args` may hold `--no-install`.
+pub(crate) fn run(root: &Path, args: &[String]) -> ExitCode {
+    let no_install = args.iter().any(|a| a == "--no-install");
+    if let Some(other) = args.iter().find(|a| *a != "--no-install") {
+        eprintln!("msrv: unknown argument {other:?} (only --no-install)");
+        return ExitCode::from(2);
+    }
+    match check(root, no_install) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("msrv: {e}");
@@ -31,12 +40,17 @@ pub(crate) fn run(root: &Path) -> ExitCode {
     }
 }
 
-fn check(root: &Path) -> Result<(), String> {
+fn check(root: &Path, no_install: bool) -> Result<(), String> {
     let meta = full_metadata(root)?;
     let msrv = workspace_msrv(&meta)?;
     let toolchain = format!("{}.{}", msrv.0, msrv.1);
     println!("msrv: the workspace's rust-version is {toolchain}");
-    match toolchain_available(&toolchain) {
+    let available = if no_install {
+        Err("--no-install was given".to_owned())
+    } else {
+        toolchain_available(&toolchain)
+    };
+    match available {
         Ok(()) => {
             println!("msrv: cargo +{toolchain} check --workspace --all-features --all-targets");
             let status = Command::new("cargo")
@@ -63,7 +77,7 @@ fn check(root: &Path) -> Result<(), String> {
         Err(why) => {
             let banner = "!".repeat(78);
             eprintln!("{banner}");
-            eprintln!("msrv: Rust {toolchain} IS NOT INSTALLED AND COULD NOT BE INSTALLED: {why}");
+            eprintln!("msrv: Rust {toolchain} IS NOT AVAILABLE: {why}.");
             eprintln!("msrv: `cargo +{toolchain} check` DID NOT RUN. Running the checks that are");
             eprintln!("msrv: possible instead: clippy's incompatible_msrv (std APIs newer than");
             eprintln!("msrv: {toolchain}) and every dependency's rust-version. Language features");
