@@ -1,6 +1,7 @@
 //! Measures a `Lock` hand-off: the time from a release in one process to the acquisition
 //! returning in another process that was waiting for it (and, for comparison, between two
-//! threads of one process).
+//! threads of one process, and between two tasks of one process with the async
+//! `dcache::future::Lock` on a multi-threaded tokio runtime).
 //!
 //! ```text
 //! cargo run --release -p benches --bin handoff -- [--handoffs N] [--hold-us US]
@@ -16,6 +17,10 @@
 //! impl=dcache kind=lock op=handoff_processes n=300 us_per_op=...
 //! # handoff_processes hold_us=2000 p99_us=... max_us=...
 //! ```
+//!
+//! It also prints, as a comment, what a short store read costs on a tokio worker inline and
+//! through `spawn_blocking` (the async API's rule sends every store operation to the blocking
+//! pool): `# async_get inline_us=... spawn_blocking_us=...`.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -184,5 +189,86 @@ fn main() -> Result<()> {
         Ok(events)
     })?;
     report("handoff_threads", hold, latencies(&events));
+
+    // Two tasks of one process, on a multi-threaded runtime.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()?;
+    let dir = tempfile::tempdir()?;
+    let events = runtime.block_on(async {
+        let cache = open(dir.path())?;
+        let other = tokio::spawn(participate_async(cache.clone(), handoffs, hold));
+        let mut events = participate_async(cache, handoffs, hold).await?;
+        events.extend(other.await??);
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(events)
+    })?;
+    report("handoff_tasks", hold, latencies(&events));
+
+    let dir = tempfile::tempdir()?;
+    let (inline, pooled) = runtime.block_on(store_read_costs(open(dir.path())?))?;
+    println!("# async_get inline_us={inline:.2} spawn_blocking_us={pooled:.2}");
     Ok(())
+}
+
+/// Runs `f` on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    Ok(tokio::task::spawn_blocking(f).await?)
+}
+
+/// [`participate`] as a task: the async lock, the store reads and writes on the blocking
+/// pool, async sleeps.
+async fn participate_async(cache: Cache, handoffs: u64, hold: Duration) -> Result<Vec<Event>> {
+    let lock = dcache::future::Lock::new(cache.clone(), "handoff".to_owned());
+    let seq_now = |cache: &Cache| {
+        let cache = cache.clone();
+        blocking(move || cache.get::<u64>("seq").map(|s| s.unwrap_or(0)))
+    };
+    let c = cache.clone();
+    blocking(move || c.incr("ready", 1)).await??;
+    loop {
+        let c = cache.clone();
+        if blocking(move || c.get::<i64>("ready")).await??.unwrap_or(0) >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_micros(50)).await;
+    }
+    let mut events = Vec::new();
+    loop {
+        let guard = lock.acquire().await?;
+        let acquired = now_ns();
+        let seq = seq_now(&cache).await??;
+        let c = cache.clone();
+        blocking(move || c.set("seq", seq + 1)).await??;
+        if seq >= handoffs {
+            guard.unlock().await?;
+            return Ok(events);
+        }
+        events.push((seq, false, acquired));
+        tokio::time::sleep(hold).await;
+        events.push((seq, true, now_ns()));
+        guard.unlock().await?;
+        while seq_now(&cache).await?? < seq + 2 {
+            tokio::time::sleep(Duration::from_micros(20)).await;
+        }
+    }
+}
+
+/// The mean cost (µs) of a read of a small cached value from a task: inline on the worker,
+/// and through `spawn_blocking`.
+async fn store_read_costs(cache: Cache) -> Result<(f64, f64)> {
+    const READS: u32 = 20_000;
+    cache.set("small", 42_u64)?;
+    let started = std::time::Instant::now();
+    for _ in 0..READS {
+        std::hint::black_box(cache.get::<u64>("small")?);
+    }
+    let inline = started.elapsed().as_secs_f64() * 1e6 / f64::from(READS);
+    let started = std::time::Instant::now();
+    for _ in 0..READS {
+        let c = cache.clone();
+        std::hint::black_box(blocking(move || c.get::<u64>("small")).await??);
+    }
+    let pooled = started.elapsed().as_secs_f64() * 1e6 / f64::from(READS);
+    Ok((inline, pooled))
 }

@@ -20,7 +20,7 @@ use dcache_core::unix_seconds;
 pub const RECOMPUTING: &str = "dcache-recipes:recomputing";
 
 /// The random source: a float in (0, 1].
-type RandomFn = dyn Fn() -> f64 + Send + Sync;
+pub(crate) type RandomFn = dyn Fn() -> f64 + Send + Sync;
 
 /// Memoization that recomputes a result shortly *before* it expires, in the background, so
 /// that callers never all miss at once (a cache stampede): python-diskcache's
@@ -209,12 +209,7 @@ impl<S: Storage> MemoizeStampede<S> {
                 name: &self.name,
                 args: &args,
             };
-            // The marker lives as long as the recomputation should take (python's rule); a
-            // delta that is no duration (written by someone else) guards for `expire`.
-            let guard_for = Duration::try_from_secs_f64(delta)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .unwrap_or(self.expire);
+            let guard_for = marker_life(delta, self.expire);
             let elected = self
                 .store
                 .add(&marker, &(), SetOptions::new().expire(guard_for))
@@ -296,12 +291,7 @@ impl<S: Storage> MemoizeStampede<S> {
 
     /// python's test: the cached result stands unless `-delta * beta * ln(random) >= ttl`.
     fn fresh_enough(&self, delta: f64, expire_time: Option<SystemTime>) -> bool {
-        // Stored without expiry (by someone else): it never goes stale.
-        let Some(expire_time) = expire_time else {
-            return true;
-        };
-        let ttl = unix_seconds(expire_time) - unix_seconds(self.store.now());
-        -delta * self.beta * (self.random)().ln() < ttl
+        fresh_enough(&self.store, self.beta, &*self.random, delta, expire_time)
     }
 
     fn recompute_in_background<A, V, E, F>(&self, args: A, f: F)
@@ -350,6 +340,32 @@ impl<S: Storage> MemoizeStampede<S> {
     }
 }
 
+/// python's test: the cached result stands unless `-delta * beta * ln(random) >= ttl`.
+pub(crate) fn fresh_enough<S: Storage>(
+    store: &S,
+    beta: f64,
+    random: &RandomFn,
+    delta: f64,
+    expire_time: Option<SystemTime>,
+) -> bool {
+    // Stored without expiry (by someone else): it never goes stale.
+    let Some(expire_time) = expire_time else {
+        return true;
+    };
+    let ttl = unix_seconds(expire_time) - unix_seconds(store.now());
+    -delta * beta * random().ln() < ttl
+}
+
+/// How long the marker of an early recomputation lives: as long as the recomputation should
+/// take (python's rule); a delta that is no duration (written by someone else) guards for
+/// `expire`.
+pub(crate) fn marker_life(delta: f64, expire: Duration) -> Duration {
+    Duration::try_from_secs_f64(delta)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .unwrap_or(expire)
+}
+
 /// Runs `f`, timing it: `(result, seconds)`, python's `(result, delta)`.
 fn timed<V, E>(f: impl FnOnce() -> Result<V, E>) -> Result<(V, f64), E> {
     let started = Instant::now();
@@ -370,9 +386,9 @@ impl<E> From<dcache_core::Error> for Failure<E> {
 }
 
 /// The key `(name, args, RECOMPUTING)`.
-struct Marker<'a, A> {
-    name: &'a str,
-    args: &'a A,
+pub(crate) struct Marker<'a, A> {
+    pub(crate) name: &'a str,
+    pub(crate) args: &'a A,
 }
 
 impl<A: Serialize> Serialize for Marker<'_, A> {
@@ -420,7 +436,7 @@ impl Drop for Running {
 
 /// A uniformly distributed float in (0, 1] from a per-thread xorshift64* generator seeded by
 /// the OS (through `RandomState`).
-fn random_unit() -> f64 {
+pub(crate) fn random_unit() -> f64 {
     thread_local! {
         static STATE: Cell<u64> =
             Cell::new(RandomState::new().hash_one(std::thread::current().id()) | 1);

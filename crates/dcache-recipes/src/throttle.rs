@@ -240,7 +240,7 @@ impl<S: Storage> Throttle<S> {
 
     /// One attempt: takes a token if the bucket has one (`None`), else says how long until it
     /// will (python's algorithm, one atomic update of the key).
-    fn take(&self) -> Result<Option<Duration>> {
+    pub(crate) fn take(&self) -> Result<Option<Duration>> {
         let count = f64::from(self.count);
         let rate = count / self.per.as_secs_f64();
         let wanted =

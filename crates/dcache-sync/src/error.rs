@@ -70,6 +70,18 @@ pub enum Error {
         value: u32,
     },
 
+    /// An operation of the async API (the `future` module) could not run its store operation
+    /// on tokio's blocking pool: it was called outside a tokio runtime, or the runtime shut down
+    /// (or the operation panicked) before it reported.
+    #[error(
+        "the async lock or semaphore operation could not run: {reason}; await it inside a \
+         tokio runtime (with its timer enabled) that stays up until the operation completes"
+    )]
+    Runtime {
+        /// What went wrong.
+        reason: &'static str,
+    },
+
     /// The store reported an error (I/O, SQLite, a value of an unexpected type under the key).
     #[error(transparent)]
     Store(#[from] dcache_core::Error),

@@ -95,14 +95,23 @@
 //! python's `Lock.release` deletes the key whoever holds it; a Rust holder whose lock python
 //! released that way gets [`Error::LockLost`].
 //!
+//! # Async (tokio)
+//!
+//! With the feature `tokio`, the [`future`] module has async twins of these types whose waits
+//! never block a runtime worker thread.
+//!
 //! # Crate features
 //!
 //! - `bundled` (default): SQLite compiled from source, through dcache-core. Without it the
 //!   system's libsqlite3 is linked; see dcache-core's crate docs for the versions it needs.
+//! - `tokio`: the [`future`] module.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod averager;
 mod error;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod future;
 mod lock;
 mod rlock;
 mod semaphore;

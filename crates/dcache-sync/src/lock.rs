@@ -236,38 +236,51 @@ impl<S: Storage, K: Serialize + fmt::Debug> Lock<S, K> {
         let won = wait::acquire(
             || wait::registry_id(&self.key),
             patience,
-            || Ok(self.store.get_entry::<Value>(&self.key)?.is_none()),
-            || {
-                if !self.store.add(&self.key, &token, self.opts.clone())? {
-                    return Ok(None);
-                }
-                if !self.fencing {
-                    return Ok(Some(0));
-                }
-                // Counted only if still held after the increment: a later holder then
-                // increments later, and gets a larger token.
-                let fenced = self.next_fence().and_then(|fence| {
-                    let current = self.store.get_entry::<Value>(&self.key)?;
-                    let held =
-                        matches!(&current, Some(e) if e.value.as_str() == Some(token.as_str()));
-                    Ok(held.then_some(fence))
-                });
-                if fenced.is_err() {
-                    // The store failed after the lock was taken: give it back rather than
-                    // leave it held by nobody until it expires (best effort: the store may
-                    // still be failing).
-                    if let Err(e) = self.release(&token) {
-                        log::warn!("releasing lock {:?} after a failed acquire: {e}", self.key);
-                    }
-                }
-                fenced
-            },
+            || self.looks_free(),
+            || self.attempt(&token),
         )?;
         Ok(won.map(|fence| LockGuard {
             lock: self,
             token: Some(token),
             fence,
         }))
+    }
+
+    /// Whether the key holds `token`.
+    pub(crate) fn holds(&self, token: &str) -> Result<bool> {
+        let current = self.store.get_entry::<Value>(&self.key)?;
+        Ok(matches!(current, Some(e) if e.value.as_str() == Some(token)))
+    }
+
+    /// Whether the lock looks free (a read).
+    pub(crate) fn looks_free(&self) -> Result<bool> {
+        Ok(self.store.get_entry::<Value>(&self.key)?.is_none())
+    }
+
+    /// One attempt to take the lock with `token`: its fencing token if taken.
+    pub(crate) fn attempt(&self, token: &str) -> Result<Option<u64>> {
+        if !self.store.add(&self.key, token, self.opts.clone())? {
+            return Ok(None);
+        }
+        if !self.fencing {
+            return Ok(Some(0));
+        }
+        // Counted only if still held after the increment: a later holder then
+        // increments later, and gets a larger token.
+        let fenced = self.next_fence().and_then(|fence| {
+            let current = self.store.get_entry::<Value>(&self.key)?;
+            let held = matches!(&current, Some(e) if e.value.as_str() == Some(token));
+            Ok(held.then_some(fence))
+        });
+        if fenced.is_err() {
+            // The store failed after the lock was taken: give it back rather than
+            // leave it held by nobody until it expires (best effort: the store may
+            // still be failing).
+            if let Err(e) = self.release(token) {
+                log::warn!("releasing lock {:?} after a failed acquire: {e}", self.key);
+            }
+        }
+        fenced
     }
 
     /// The companion key holding the lock's fencing counter.
@@ -434,8 +447,7 @@ impl<S: Storage, K: Serialize + fmt::Debug> LockGuard<'_, S, K> {
     /// # Ok::<(), dcache_sync::Error>(())
     /// ```
     pub fn is_held(&self) -> Result<bool> {
-        let current = self.lock.store.get_entry::<Value>(&self.lock.key)?;
-        Ok(matches!(current, Some(e) if e.value.as_str() == Some(self.token())))
+        self.lock.holds(self.token())
     }
 
     /// Releases the lock now.

@@ -176,14 +176,29 @@ impl<S: Storage, K: Serialize + fmt::Debug> RLock<S, K> {
         let won = wait::acquire(
             || wait::registry_id(&self.key),
             patience,
-            || {
-                Ok(self
-                    .store
-                    .get_entry::<Stored>(&self.key)?
-                    .is_none_or(|e| may_take(&e.value, &me)))
-            },
-            || {
-                let taken = self.store.update::<Stored, _, _>(
+            || self.looks_free_for(&me),
+            || Ok(self.attempt_as(&me)?.then_some(())),
+        )?;
+        Ok(won.map(|()| RLockGuard {
+            rlock: self,
+            armed: true,
+            not_send: PhantomData,
+        }))
+    }
+
+    /// Whether `me` may take the lock (a read).
+    pub(crate) fn looks_free_for(&self, me: &str) -> Result<bool> {
+        Ok(self
+            .store
+            .get_entry::<Stored>(&self.key)?
+            .is_none_or(|e| may_take(&e.value, me)))
+    }
+
+    /// One attempt to take (or enter again) the lock as owner `me`.
+    pub(crate) fn attempt_as(&self, me: &str) -> Result<bool> {
+        let taken =
+            self.store
+                .update::<Stored, _, _>(
                     &self.key,
                     self.opts.clone(),
                     |current| match current {
@@ -191,18 +206,11 @@ impl<S: Storage, K: Serialize + fmt::Debug> RLock<S, K> {
                             Some(deeper) => (Update::Set((owner, deeper)), Ok(true)),
                             None => (Update::Keep, Err(dcache_core::Error::Overflow)),
                         },
-                        Some(held) if !may_take(&held, &me) => (Update::Keep, Ok(false)),
-                        _ => (Update::Set((me.clone(), 1)), Ok(true)),
+                        Some(held) if !may_take(&held, me) => (Update::Keep, Ok(false)),
+                        _ => (Update::Set((me.to_owned(), 1)), Ok(true)),
                     },
                 )??;
-                Ok(taken.then_some(()))
-            },
-        )?;
-        Ok(won.map(|()| RLockGuard {
-            rlock: self,
-            armed: true,
-            not_send: PhantomData,
-        }))
+        Ok(taken)
     }
 
     /// Releases one level of this thread's hold (python's `release`); at depth 0 the lock is
@@ -225,7 +233,11 @@ impl<S: Storage, K: Serialize + fmt::Debug> RLock<S, K> {
     /// # Ok::<(), dcache_sync::Error>(())
     /// ```
     pub fn release(&self) -> Result<()> {
-        let me = wait::owner_id();
+        self.release_as(&wait::owner_id())
+    }
+
+    /// Releases one level of owner `me`'s hold.
+    pub(crate) fn release_as(&self, me: &str) -> Result<()> {
         let outcome = self.store.update::<Stored, _, _>(
             &self.key,
             self.opts.clone(),
@@ -245,7 +257,7 @@ impl<S: Storage, K: Serialize + fmt::Debug> RLock<S, K> {
             Ok(_) => Ok(()),
             Err(holder) => Err(Error::NotOwner {
                 key: wait::describe(&self.key),
-                caller: me,
+                caller: me.to_owned(),
                 holder,
             }),
         }

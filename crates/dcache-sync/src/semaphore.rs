@@ -166,31 +166,32 @@ impl<S: Storage, K: Serialize + fmt::Debug> BoundedSemaphore<S, K> {
     }
 
     fn acquire_with(&self, patience: Patience) -> Result<Option<SemaphoreGuard<'_, S, K>>> {
-        let initial = i64::from(self.value);
-        let won =
-            wait::acquire(
-                || wait::registry_id(&self.key),
-                patience,
-                || Ok(self.free()? > 0),
-                || {
-                    let taken = self.store.update::<i64, _, _>(
-                        &self.key,
-                        self.opts.clone(),
-                        |current| match current.unwrap_or(initial) {
-                            free if free > 0 => (Update::Set(free - 1), true),
-                            _ => (Update::Keep, false),
-                        },
-                    )?;
-                    Ok(taken.then_some(()))
-                },
-            )?;
+        let won = wait::acquire(
+            || wait::registry_id(&self.key),
+            patience,
+            || Ok(self.free()? > 0),
+            || Ok(self.attempt()?.then_some(())),
+        )?;
         Ok(won.map(|()| SemaphoreGuard {
             semaphore: self,
             armed: true,
         }))
     }
 
-    fn free(&self) -> Result<i64> {
+    /// One attempt to take a permit.
+    pub(crate) fn attempt(&self) -> Result<bool> {
+        let initial = i64::from(self.value);
+        Ok(self
+            .store
+            .update::<i64, _, _>(&self.key, self.opts.clone(), |current| {
+                match current.unwrap_or(initial) {
+                    free if free > 0 => (Update::Set(free - 1), true),
+                    _ => (Update::Keep, false),
+                }
+            })?)
+    }
+
+    pub(crate) fn free(&self) -> Result<i64> {
         Ok(self
             .store
             .get_entry::<i64>(&self.key)?

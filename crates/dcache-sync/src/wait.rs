@@ -29,7 +29,7 @@ pub(crate) const BACKOFF_MAX: Duration = Duration::from_millis(5);
 
 /// 128 random bits drawn once per process, as 32 hex digits: from the OS (`/dev/urandom`),
 /// or else from two independently keyed std hashers (themselves seeded by the OS).
-fn process_nonce() -> &'static str {
+pub(crate) fn process_nonce() -> &'static str {
     static NONCE: OnceLock<String> = OnceLock::new();
     NONCE.get_or_init(|| {
         let mut bytes = [0u8; 16];
@@ -130,18 +130,27 @@ fn random_u64() -> u64 {
 #[derive(Debug)]
 pub(crate) struct Backoff {
     step: Duration,
+    max: Duration,
 }
 
 impl Backoff {
     pub(crate) fn new() -> Self {
-        Backoff { step: BACKOFF_MIN }
+        Backoff::with_max(BACKOFF_MAX)
+    }
+
+    /// Pauses growing to `max` instead of [`BACKOFF_MAX`] (at least [`BACKOFF_MIN`]).
+    pub(crate) fn with_max(max: Duration) -> Self {
+        Backoff {
+            step: BACKOFF_MIN,
+            max: max.max(BACKOFF_MIN),
+        }
     }
 
     pub(crate) fn next_pause(&mut self) -> Duration {
         let half = self.step / 2;
         let spread = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
         let pause = half + Duration::from_nanos(random_u64() % spread.saturating_add(1));
-        self.step = (self.step * 2).min(BACKOFF_MAX);
+        self.step = (self.step * 2).min(self.max);
         pause
     }
 }
@@ -160,6 +169,9 @@ struct SlotState {
 struct Slot {
     state: Mutex<SlotState>,
     released: Condvar,
+    /// Async waiters (the `future` module) wait on this instead of the condvar.
+    #[cfg(feature = "tokio")]
+    released_async: tokio::sync::Notify,
 }
 
 type Registry = Mutex<HashMap<Vec<u8>, Arc<Slot>>>;
@@ -195,6 +207,13 @@ impl Waiter {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .generation
+    }
+
+    /// A future completing at the next release of the key; it sees every release after this
+    /// call, even before it is first polled.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn released(&self) -> tokio::sync::futures::Notified<'_> {
+        self.slot.released_async.notified()
     }
 
     /// Sleeps up to `pause`, or less if a release happened since `seen` was read.
@@ -249,6 +268,8 @@ pub(crate) fn notify<K: Serialize + Debug + ?Sized>(key: &K) {
         state.generation = state.generation.wrapping_add(1);
         drop(state);
         slot.released.notify_all();
+        #[cfg(feature = "tokio")]
+        slot.released_async.notify_waiters();
     }
 }
 
@@ -330,7 +351,7 @@ fn busy_as<T>(result: Result<T>, instead: T) -> Result<T> {
 }
 
 /// The error of an acquisition that ran out of patience.
-fn timeout_error<K: Debug + ?Sized>(key: &K, started: Instant) -> Error {
+pub(crate) fn timeout_error<K: Debug + ?Sized>(key: &K, started: Instant) -> Error {
     Error::Timeout {
         key: describe(key),
         waited: started.elapsed(),

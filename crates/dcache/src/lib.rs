@@ -95,6 +95,14 @@
 //! `Box<[u8]>` and `Cow<[u8]>` are recognized by their type, and `bytes::Bytes` (with its
 //! `serde` feature) and `serde_bytes` types use serde's byte calls; no feature is needed.
 //!
+//! # Async (tokio)
+//!
+//! With the feature `tokio`, the module `future` has async `Lock`, `RLock`,
+//! `BoundedSemaphore`, `Averager`, `Throttle`, `Barrier`, `Memoized` and `MemoizeStampede`:
+//! their waits are `.await`s and no store operation runs on a runtime worker thread. They
+//! share their keys with the blocking types, in this process and others. The module docs of
+//! `dcache_sync::future` give the rule, cancellation and the owner ids of an async `RLock`.
+//!
 //! # Crate features
 //!
 //! Only `bundled` is on by default.
@@ -110,6 +118,7 @@
 //! - `msgpack`: [`MsgpackDisk`] (structured values as MessagePack, mode 5); without it a
 //!   mode-5 value read with [`Disk`] is a decode error that names the feature.
 //! - `mmap`: [`disk::FileStore::map`], a value file mapped into memory.
+//! - `tokio`: the async API, `dcache::future` (see "Async (tokio)" above).
 //! - `redis`: the Redis (and Valkey) backend, `RedisStore` (module `redis`, the
 //!   `dcache-redis` crate): the locks and recipes shared by processes on several machines
 //!   through one server. See [docs/backends.md](https://github.com/dcache-rs/dcache/blob/main/docs/backends.md).
@@ -132,6 +141,42 @@ pub use dcache_redis as redis;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use dcache_redis::RedisStore;
 pub use dcache_sync as sync;
+
+/// The async API for tokio (feature `tokio`): locks, semaphores, averages and recipes whose
+/// waits are `.await`s and whose store operations never run on a runtime worker thread.
+///
+/// These are `dcache_sync::future`'s and `dcache_recipes::future`'s types; their module docs
+/// give the rule (what runs where), cancellation and the owner ids of an async `RLock`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// use std::time::Duration;
+/// use dcache::future::{Barrier, Lock};
+///
+/// let cache = dcache::Cache::temp()?;
+/// let lock = Lock::new(cache.clone(), "report").expire(Duration::from_secs(60));
+/// {
+///     let guard = lock.acquire().await?;
+///     assert!(guard.fencing_token() > 0);
+/// } // released here (on tokio's blocking pool)
+///
+/// let barrier = Barrier::new(cache, "migrate");
+/// let rows = barrier.call(|| async { Ok::<_, dcache::recipes::Error>(3) }).await?;
+/// assert_eq!(rows, 3);
+/// # Ok(())
+/// # }
+/// ```
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod future {
+    pub use dcache_sync::future::{
+        Averager, BoundedSemaphore, Lock, LockGuard, RLock, RLockGuard, SemaphoreGuard,
+        task_owner_id,
+    };
+
+    pub use dcache_recipes::future::{Barrier, MemoizeStampede, Memoized, Throttle};
+}
 
 pub use dcache_collections::{Deque, Index};
 pub use dcache_core::{
