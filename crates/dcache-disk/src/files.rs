@@ -473,7 +473,7 @@ mod sys {
                     Err(Errno::NOENT) if create && !made => {
                         match rfs::mkdirat(parent, *name, Mode::from_raw_mode(0o777)) {
                             Ok(()) | Err(Errno::EXIST) => made = true,
-                            Err(e) => return Err(Retry::Fail(Error::io(&at, e.into()))),
+                            Err(e) => return Err(mkdir_failed(e, &at)),
                         }
                     }
                     // Pruned by another process right after it was made: a fresh name.
@@ -507,6 +507,19 @@ mod sys {
             fds.push(fd);
         }
         Ok(Walk::Found(fds))
+    }
+
+    /// A failed `mkdirat` while creating a value file's directories. `ENOENT` means the parent,
+    /// opened a moment ago, was pruned since by another process removing its last file
+    /// (python's `os.removedirs`): python's own writer retries that case, and so does a fresh
+    /// name here. Anything else (no space, no permission) is final.
+    pub(super) fn mkdir_failed(errno: Errno, at: &Path) -> Retry {
+        let error = Error::io(at, errno.into());
+        if errno == Errno::NOENT {
+            Retry::Again(error)
+        } else {
+            Retry::Fail(error)
+        }
     }
 
     /// `walk` for reading and removing, where every error is final.
@@ -771,6 +784,36 @@ fn random_name() -> String {
 mod tests {
     use super::*;
     use std::fs;
+
+    /// python-diskcache removes a value file's directories when their last file goes
+    /// (`os.removedirs`). A writer that opened `93/` a moment before and now makes `93/03/` in
+    /// it gets ENOENT: that is worth a fresh name (as python's own writer retries), not an
+    /// error for the caller.
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_pruned_under_a_writer_is_retried() {
+        use rustix::fs::{Mode, OFlags};
+        use rustix::io::Errno;
+
+        let dir = tempfile::tempdir().unwrap();
+        let parent = dir.path().join("93");
+        fs::create_dir(&parent).unwrap();
+        let fd =
+            rustix::fs::open(&parent, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        fs::remove_dir(&parent).unwrap();
+        let errno = rustix::fs::mkdirat(&fd, "03", Mode::from_raw_mode(0o777)).unwrap_err();
+        assert_eq!(errno, Errno::NOENT);
+        let at = parent.join("03");
+        assert!(matches!(sys::mkdir_failed(errno, &at), Retry::Again(_)));
+        assert!(matches!(
+            sys::mkdir_failed(Errno::NOSPC, &at),
+            Retry::Fail(_)
+        ));
+        assert!(matches!(
+            sys::mkdir_failed(Errno::ACCESS, &at),
+            Retry::Fail(_)
+        ));
+    }
 
     #[test]
     fn names_have_pythons_layout_and_are_unique() {
