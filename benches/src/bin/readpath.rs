@@ -172,7 +172,7 @@ fn main() -> Result<()> {
     let mut figures = Figures { rows: Vec::new() };
 
     println!(
-        "# readpath: {ENTRIES} entries of 100 bytes, {RUNS} runs per figure (median), {} cores",
+        "# readpath: {ENTRIES} entries of 100 bytes, {RUNS} runs per figure (fastest, and median), {} cores",
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
     );
     for threads in [1, 2] {
