@@ -2,7 +2,7 @@
 //! threads, on a dcache `Cache` directory holding 1,000 entries of 100 bytes:
 //!
 //! ```text
-//! cargo run --release -p benches --bin readpath -- [--scale F]
+//! cargo run --release -p benches --bin readpath -- [--scale F] [--only FIGURE] [--threads N]
 //! ```
 //!
 //! - `cache_get`: `Cache::get` of a present key (today's read path);
@@ -29,7 +29,8 @@
 //! where `us_per_op` is the wall time one thread spends per read in the fastest run (other
 //! jobs share the machine; the fastest run is the least disturbed), `median_us` the median run,
 //! and `mops_per_s` the throughput of all threads together in the fastest run; then the ratios (`# ratio ...`). `--scale` multiplies
-//! every operation count (0.1 for a quick look).
+//! every operation count (0.1 for a quick look); `--only` measures one figure and `--threads` one
+//! thread count (to count its system calls with `strace -f -c`, say).
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -110,9 +111,19 @@ fn missing(k: &str) -> Box<dyn std::error::Error + Send + Sync> {
 
 struct Figures {
     rows: Vec<(&'static str, usize, f64)>,
+    /// Measure only this figure (`--only`), for `strace -c` and the like.
+    only: Option<String>,
 }
 
 impl Figures {
+    fn run(&mut self, op: &'static str, threads: usize, n: usize, body: &Body<'_>) -> Result<()> {
+        if self.only.as_deref().is_none_or(|only| only == op) {
+            let us = measure(threads, n, body)?;
+            self.record(op, threads, n, us);
+        }
+        Ok(())
+    }
+
     fn record(&mut self, op: &'static str, threads: usize, n: usize, (us, median): (f64, f64)) {
         println!(
             "readpath op={op} threads={threads} n={n} us_per_op={us:.3} median_us={median:.3} \
@@ -137,9 +148,20 @@ impl Figures {
 
 fn main() -> Result<()> {
     let mut scale = 1.0f64;
+    let mut only = None;
+    let mut thread_counts = vec![1, 2];
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--only" => only = Some(args.next().ok_or("--only needs a figure name")?),
+            "--threads" => {
+                let t: usize = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|t| *t > 0)
+                    .ok_or("--threads needs a positive number")?;
+                thread_counts = vec![t];
+            }
             "--scale" => {
                 scale = args
                     .next()
@@ -149,7 +171,7 @@ fn main() -> Result<()> {
             }
             other => {
                 return Err(
-                    format!("unknown argument {other}; usage: readpath [--scale F]").into(),
+                    format!("unknown argument {other}; usage: readpath [--scale F] [--only FIGURE] [--threads N]").into(),
                 );
             }
         }
@@ -169,15 +191,18 @@ fn main() -> Result<()> {
     let map: HashMap<String, Vec<u8>> = (0..ENTRIES).map(|i| (key(i), value_100(i))).collect();
     let mutex = Mutex::new(map.clone());
     let rwlock = RwLock::new(map);
-    let mut figures = Figures { rows: Vec::new() };
+    let mut figures = Figures {
+        rows: Vec::new(),
+        only,
+    };
 
     println!(
         "# readpath: {ENTRIES} entries of 100 bytes, {RUNS} runs per figure (fastest, and median), {} cores",
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
     );
-    for threads in [1, 2] {
+    for threads in thread_counts.iter().copied() {
         let n = count(200_000);
-        let us = measure(threads, n, &|n, order| {
+        figures.run("cache_get", threads, n, &|n, order| {
             let cache = cache.clone();
             for i in 0..n {
                 let k = &keys[order[i % ENTRIES]];
@@ -189,28 +214,25 @@ fn main() -> Result<()> {
             }
             Ok(())
         })?;
-        figures.record("cache_get", threads, n, us);
 
         let n = count(1_000_000);
-        let us = measure(threads, n, &|n, _| {
+        figures.run("shm_header", threads, n, &|n, _| {
             let shm = ShmReader::open(&db)?;
             for _ in 0..n {
                 black_box(shm.read()?.map_err(|why| why.to_string())?);
             }
             Ok(())
         })?;
-        figures.record("shm_header", threads, n, us);
 
-        let us = measure(threads, n, &|n, _| {
+        figures.run("getpid", threads, n, &|n, _| {
             for _ in 0..n {
                 black_box(std::process::id());
             }
             Ok(())
         })?;
-        figures.record("getpid", threads, n, us);
 
         let n = count(200_000);
-        let us = measure(threads, n, &|n, order| {
+        figures.run("sqlite_autocommit", threads, n, &|n, order| {
             let conn = connect(&db)?;
             let mut stmt = conn.prepare("SELECT value FROM Cache WHERE key = ? AND raw = 1")?;
             for i in 0..n {
@@ -220,10 +242,9 @@ fn main() -> Result<()> {
             }
             Ok(())
         })?;
-        figures.record("sqlite_autocommit", threads, n, us);
 
         let n = count(200_000);
-        let us = measure(threads, n, &|n, order| {
+        figures.run("sqlite_in_txn", threads, n, &|n, order| {
             let conn = connect(&db)?;
             let mut stmt = conn.prepare("SELECT value FROM Cache WHERE key = ? AND raw = 1")?;
             for i in 0..n {
@@ -240,10 +261,9 @@ fn main() -> Result<()> {
             conn.execute_batch("COMMIT")?;
             Ok(())
         })?;
-        figures.record("sqlite_in_txn", threads, n, us);
 
         let n = count(2_000_000);
-        let us = measure(threads, n, &|n, order| {
+        figures.run("map_mutex", threads, n, &|n, order| {
             for i in 0..n {
                 let k = &keys[order[i % ENTRIES]];
                 let guard = mutex.lock().unwrap_or_else(PoisonError::into_inner);
@@ -251,9 +271,8 @@ fn main() -> Result<()> {
             }
             Ok(())
         })?;
-        figures.record("map_mutex", threads, n, us);
 
-        let us = measure(threads, n, &|n, order| {
+        figures.run("map_rwlock", threads, n, &|n, order| {
             for i in 0..n {
                 let k = &keys[order[i % ENTRIES]];
                 let guard = rwlock.read().unwrap_or_else(PoisonError::into_inner);
@@ -261,10 +280,9 @@ fn main() -> Result<()> {
             }
             Ok(())
         })?;
-        figures.record("map_rwlock", threads, n, us);
 
         let n = count(1_000_000);
-        let us = measure(threads, n, &|n, order| {
+        figures.run("shm_then_rwlock", threads, n, &|n, order| {
             let shm = ShmReader::open(&db)?;
             for i in 0..n {
                 black_box(shm.read()?.map_err(|why| why.to_string())?);
@@ -274,9 +292,11 @@ fn main() -> Result<()> {
             }
             Ok(())
         })?;
-        figures.record("shm_then_rwlock", threads, n, us);
     }
 
+    if figures.only.is_some() || thread_counts != [1, 2] {
+        return Ok(());
+    }
     let f = &figures;
     println!(
         "# ratio shm_header/cache_get (1 thread) = {:.3}",
