@@ -1,28 +1,24 @@
 //! [`Cache`]: python-diskcache's `Cache` on SQLite.
 
-use std::any::Any;
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use dcache_disk::{DbKey, Disk, DiskFormat, FileStore, Mode, SqlRef, SqlValue, Stored, StoredRef};
-use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::clock::{Clock, SystemClock, from_unix, unix_seconds};
-use crate::conn::{self, Pool, Pragmas, Tx, TxContext, WriterLock, map_err, retry_busy};
+use crate::clock::{Clock, SystemClock};
+use crate::conn::{Pool, Pragmas, WriterLock};
 use crate::error::{Error, Result};
 use crate::open;
 use crate::options::{Entry, SetOptions, ValueReader};
 use crate::reserve::{DEFAULT_DISK_RESERVE, Reserve};
-use crate::schema;
 use crate::settings::{self, EvictionPolicy, Settings};
-use crate::sqlval::{Bind, column_err, opt_f64, sql_ref, sql_value};
+use crate::sql::{Columns, describe_stored};
+use crate::state::{State, next_state_generation};
 use crate::tag::Tag;
 
 /// python-diskcache's default `Cache` timeout.
@@ -39,42 +35,6 @@ pub enum Durability {
     /// `PRAGMA synchronous = FULL` on this handle's connections, and value files and their
     /// directories fsynced before the row commits: committed entries survive power loss.
     Full,
-}
-
-/// The settings and disk a cache runs with; replaced whole by `reset`.
-#[derive(Debug)]
-pub(crate) struct State<D> {
-    pub(crate) settings: Settings,
-    pub(crate) disk: D,
-}
-
-/// A thread's handle on a [`State`]: cloning it touches only this thread's memory.
-// The `Rc` is the point: cloning an `Arc` shared by all threads writes its reference count,
-// a cache line every core then fights over; this thread's `Rc` around it is written by no one
-// else.
-#[allow(clippy::redundant_allocation)]
-pub(crate) struct StateRef<D>(Rc<Arc<State<D>>>);
-
-impl<D> std::ops::Deref for StateRef<D> {
-    type Target = State<D>;
-
-    fn deref(&self) -> &State<D> {
-        &self.0
-    }
-}
-
-/// Snapshots a thread keeps, at most (the oldest goes first).
-const SNAPSHOTS_KEPT: usize = 64;
-
-thread_local! {
-    /// This thread's snapshots of cache states (`Arc<State<D>>` of any `D`), by generation.
-    static SNAPSHOTS: RefCell<Vec<(u64, Rc<dyn Any>)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// A generation no other state of any cache in this process has had.
-fn next_state_generation() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 pub(crate) struct Inner<D> {
@@ -505,143 +465,9 @@ pub fn temp_directory(prefix: &str) -> Result<PathBuf> {
         .map_err(|e| Error::io(&base, e))
 }
 
-/// The columns a write stores besides the key and the times.
-pub(crate) struct Columns<'a> {
-    pub(crate) expire_time: Option<f64>,
-    pub(crate) tag: SqlRef<'a>,
-    pub(crate) stored: StoredRef<'a>,
-}
-
-/// A row read for a lookup.
-pub(crate) struct Found {
-    pub(crate) rowid: i64,
-    pub(crate) expire_time: Option<f64>,
-    pub(crate) tag: Option<Tag>,
-    pub(crate) mode: Mode,
-    pub(crate) filename: Option<String>,
-    pub(crate) value: SqlValue,
-    pub(crate) size: u64,
-}
-
-impl Found {
-    pub(crate) fn from_row(row: &Row<'_>) -> Result<Found> {
-        let mode = Mode::from_column(row.get::<_, i64>(3).map_err(column_err)?)?;
-        Ok(Found {
-            rowid: row.get(0).map_err(column_err)?,
-            expire_time: opt_f64(row.get_ref(1).map_err(column_err)?),
-            tag: Tag::from_sql(sql_ref(row.get_ref(2).map_err(column_err)?)?),
-            mode,
-            filename: row.get(4).map_err(column_err)?,
-            value: sql_value(row.get_ref(5).map_err(column_err)?)?,
-            size: u64::try_from(
-                row.get::<_, Option<i64>>(6)
-                    .map_err(column_err)?
-                    .unwrap_or(0),
-            )
-            .unwrap_or(0),
-        })
-    }
-
-    pub(crate) fn stored(&self) -> StoredRef<'_> {
-        StoredRef {
-            size: self.size,
-            mode: self.mode,
-            filename: self.filename.as_deref(),
-            value: self.value.as_ref(),
-        }
-    }
-
-    pub(crate) fn entry<V>(self, value: V) -> Entry<V> {
-        Entry {
-            value,
-            expire_time: self.expire_time.and_then(from_unix),
-            tag: self.tag,
-        }
-    }
-}
-
-/// How many times a read re-reads a row whose value file vanished because a writer replaced
-/// the entry meanwhile (each time a different file), before it reads the entry as a miss.
-const MISSING_FILE_RETRIES: usize = 100;
-
-/// A live row read by a lookup, its value decoded or its file still to read.
-struct Hit<T> {
-    rowid: i64,
-    expire_time: Option<f64>,
-    tag: Option<Tag>,
-    value: Fetch<T>,
-}
-
-/// The value of a [`Hit`].
-enum Fetch<T> {
-    /// An inline value, decoded from the borrowed column.
-    Decoded(std::result::Result<T, dcache_disk::Error>),
-    /// A value file, read once the statement is done.
-    File {
-        mode: Mode,
-        filename: String,
-        size: u64,
-        value: SqlValue,
-    },
-}
-
-impl<T> Hit<T> {
-    /// Reads a row of [`schema::SELECT_LIVE`] (`meta`) or [`schema::SELECT_LIVE_VALUE`],
-    /// decoding an inline value in place.
-    fn from_row(
-        row: &Row<'_>,
-        meta: bool,
-        decode: impl FnOnce(StoredRef<'_>) -> std::result::Result<T, dcache_disk::Error>,
-    ) -> Result<Hit<T>> {
-        // Column of `mode`; `filename`, `value` and `size` follow.
-        let at = if meta { 3 } else { 0 };
-        let mode = Mode::from_column(row.get::<_, i64>(at).map_err(column_err)?)?;
-        let size = u64::try_from(
-            row.get::<_, Option<i64>>(at + 3)
-                .map_err(column_err)?
-                .unwrap_or(0),
-        )
-        .unwrap_or(0);
-        let filename = match sql_ref(row.get_ref(at + 1).map_err(column_err)?)? {
-            SqlRef::Null => None,
-            SqlRef::Text(name) => Some(name),
-            other => return Err(column_err(format!("filename is {}", other.storage_class()))),
-        };
-        let value = sql_ref(row.get_ref(at + 2).map_err(column_err)?)?;
-        let value = match filename {
-            None => Fetch::Decoded(decode(StoredRef {
-                size,
-                mode,
-                filename: None,
-                value,
-            })),
-            Some(name) => Fetch::File {
-                mode,
-                filename: name.to_owned(),
-                size,
-                value: value.to_owned(),
-            },
-        };
-        if !meta {
-            return Ok(Hit {
-                rowid: 0,
-                expire_time: None,
-                tag: None,
-                value,
-            });
-        }
-        Ok(Hit {
-            rowid: row.get(0).map_err(column_err)?,
-            expire_time: opt_f64(row.get_ref(1).map_err(column_err)?),
-            tag: Tag::from_sql(sql_ref(row.get_ref(2).map_err(column_err)?)?),
-            value,
-        })
-    }
-}
-
 /// Whether a disk error means the value's file is gone or damaged: python reads that as a
 /// miss, and so does dcache (with a warning in the log).
-fn is_missing_file(e: &Error) -> bool {
+pub(crate) fn is_missing_file(e: &Error) -> bool {
     matches!(
         e,
         Error::Disk(
@@ -745,136 +571,6 @@ impl<D: DiskFormat> Cache<D> {
     #[must_use]
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
-    }
-
-    /// This thread's snapshot of the settings and disk in effect.
-    ///
-    /// Every operation starts here, so it must not write memory other threads use: a thread
-    /// keeps the snapshots it has seen, each under its generation (unique in the process), and
-    /// checks the current generation with a plain atomic load. Only after a
-    /// [`reset`](Self::reset) does it take the lock again.
-    pub(crate) fn state(&self) -> StateRef<D> {
-        let generation = self.inner.state_generation.load(Ordering::Acquire);
-        let cached = SNAPSHOTS
-            .try_with(|s| {
-                s.try_borrow().ok().and_then(|s| {
-                    s.iter()
-                        .rev()
-                        .find(|(g, _)| *g == generation)
-                        .map(|(_, snapshot)| Rc::clone(snapshot))
-                })
-            })
-            .ok()
-            .flatten()
-            .and_then(|snapshot| snapshot.downcast::<Arc<State<D>>>().ok());
-        if let Some(state) = cached {
-            return StateRef(state);
-        }
-        let (generation, state) = {
-            let guard = self
-                .inner
-                .state
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            (guard.0, Rc::new(Arc::clone(&guard.1)))
-        };
-        SNAPSHOTS
-            .try_with(|s| {
-                if let Ok(mut s) = s.try_borrow_mut() {
-                    if s.len() >= SNAPSHOTS_KEPT {
-                        s.remove(0);
-                    }
-                    s.push((generation, Rc::clone(&state) as Rc<dyn Any>));
-                }
-            })
-            // A thread whose thread-locals are being destroyed uses the snapshot once.
-            .unwrap_or(());
-        StateRef(state)
-    }
-
-    pub(crate) fn now(&self) -> f64 {
-        unix_seconds(self.inner.clock.now())
-    }
-
-    pub(crate) fn db_path(&self) -> &Path {
-        &self.inner.pool.db_path
-    }
-
-    fn deadline(&self, started: Instant) -> Option<Instant> {
-        if self.retry {
-            None
-        } else {
-            Some(started + self.inner.timeout)
-        }
-    }
-
-    /// Runs `f` in a write transaction (joining this thread's open one on the database).
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
-        let started = Instant::now();
-        let ctx = TxContext {
-            pool: &self.inner.pool,
-            writer: &self.inner.writer,
-            deadline: self.deadline(started),
-            started,
-        };
-        conn::write(&ctx, f)
-    }
-
-    /// Like [`write`](Self::write), for operations that free space: when the disk is full, the
-    /// reserve is given back and `f` runs once more (see [`crate::reserve`]).
-    pub(crate) fn write_freeing<T>(&self, mut f: impl FnMut(&Tx<'_>) -> Result<T>) -> Result<T> {
-        let result = match self.write(&mut f) {
-            Err(Error::WriteFailed { .. }) if self.inner.reserve.release() => self.write(f),
-            other => other,
-        };
-        if result.is_ok() && self.inner.reserve.is_missing() {
-            // Written again once the operation made room for it.
-            self.inner.reserve.ensure();
-        }
-        result
-    }
-
-    /// Runs `f` on a connection: this thread's open transaction on the database if any, or a
-    /// pooled connection in autocommit mode. Busy errors are retried until the timeout.
-    pub(crate) fn read_sql<T>(
-        &self,
-        mut f: impl FnMut(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T> {
-        let started = Instant::now();
-        let db = conn::db_id(&self.inner.writer);
-        if let Some(tx) = conn::active(db) {
-            return f(&tx.conn.sql).map_err(|e| map_err(self.db_path(), e));
-        }
-        let deadline = self.deadline(started);
-        let conn =
-            self.inner
-                .pool
-                .checkout(conn::Use::Read, crate::pid::current(), deadline, started)?;
-        let result = retry_busy(self.db_path(), deadline, started, || f(&conn.sql));
-        self.inner.pool.checkin(conn::Use::Read, conn);
-        result
-    }
-
-    /// Like [`read_sql`](Self::read_sql), for closures that fail with dcache errors: the
-    /// closure is retried while SQLite reports the database busy.
-    pub(crate) fn read_with<T>(&self, mut f: impl FnMut(&Connection) -> Result<T>) -> Result<T> {
-        let db = conn::db_id(&self.inner.writer);
-        if let Some(tx) = conn::active(db) {
-            return f(&tx.conn.sql);
-        }
-        let started = Instant::now();
-        let deadline = self.deadline(started);
-        let conn =
-            self.inner
-                .pool
-                .checkout(conn::Use::Read, crate::pid::current(), deadline, started)?;
-        let result = conn::retry_busy_with(deadline, started, || f(&conn.sql));
-        self.inner.pool.checkin(conn::Use::Read, conn);
-        result
-    }
-
-    pub(crate) fn sql_err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
-        move |e| map_err(self.db_path(), e)
     }
 
     // ----- writes -----
@@ -998,32 +694,22 @@ impl<D: DiskFormat> Cache<D> {
                         value: value.as_ref(),
                     },
                 };
-                let err = self.sql_err();
-                let existing: Option<(i64, Option<String>, Option<f64>)> = tx
-                    .sql
-                    .prepare_cached(schema::SELECT_ROW)
-                    .and_then(|mut s| {
-                        s.query_row((Bind(key.value.as_ref()), key.raw), |r| {
-                            Ok((r.get(0)?, r.get(1)?, opt_f64(r.get_ref(2)?)))
-                        })
-                        .optional()
-                    })
-                    .map_err(&err)?;
-                match existing {
-                    Some((_, _, expire)) if add && expire.is_none_or(|e| e > now) => {
+                let db = tx.db();
+                match db.key_row(key)? {
+                    Some(row) if add && row.expire_time.is_none_or(|e| e > now) => {
                         // The losing add's file is referenced by nothing: remove it now.
                         if let Some(name) = &new_file {
                             files.remove(name)?;
                         }
                         return Ok(false);
                     }
-                    Some((rowid, old_file, _)) => {
-                        if let Some(old) = old_file {
+                    Some(row) => {
+                        if let Some(old) = row.filename {
                             tx.remove_after_commit(files, old);
                         }
-                        self.update_row(tx, rowid, now, &columns)?;
+                        db.update_row(row.rowid, now, &columns)?;
                     }
-                    None => self.insert_row(tx, key, now, &columns)?,
+                    None => db.insert_row(key, now, &columns)?,
                 }
                 self.cull_in_tx(tx, state, now, state.settings.cull_limit)?;
                 Ok(true)
@@ -1050,92 +736,12 @@ impl<D: DiskFormat> Cache<D> {
         let state = self.state();
         let key = state.disk.put(&key)?;
         self.write_freeing(|tx| {
-            let now = self.now();
-            let row: Option<(i64, Option<String>)> = tx
-                .sql
-                .prepare_cached(schema::SELECT_LIVE_ROWID)
-                .and_then(|mut s| {
-                    s.query_row((Bind(key.value.as_ref()), key.raw, now), |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .optional()
-                })
-                .map_err(self.sql_err())?;
-            let Some((rowid, filename)) = row else {
+            let Some(row) = tx.db().live_rowid(&key, self.now())? else {
                 return Ok(false);
             };
-            self.delete_rowid(tx, rowid, filename)?;
+            self.delete_rowid(tx, row.rowid, row.filename)?;
             Ok(true)
         })
-    }
-
-    /// Inserts a row for a key known to be absent.
-    pub(crate) fn insert_row(
-        &self,
-        tx: &Tx<'_>,
-        key: &DbKey,
-        now: f64,
-        c: &Columns<'_>,
-    ) -> Result<()> {
-        tx.sql
-            .prepare_cached(schema::INSERT_ROW)
-            .and_then(|mut s| {
-                s.execute((
-                    Bind(key.value.as_ref()),
-                    key.raw,
-                    now,
-                    c.expire_time,
-                    Bind(c.tag),
-                    c.stored.size as i64,
-                    i64::from(c.stored.mode.0),
-                    c.stored.filename,
-                    Bind(c.stored.value),
-                ))
-            })
-            .map(drop)
-            .map_err(self.sql_err())
-    }
-
-    /// Rewrites a row in place (rowid kept, so its position in iteration order too).
-    pub(crate) fn update_row(
-        &self,
-        tx: &Tx<'_>,
-        rowid: i64,
-        now: f64,
-        c: &Columns<'_>,
-    ) -> Result<()> {
-        tx.sql
-            .prepare_cached(schema::UPDATE_ROW)
-            .and_then(|mut s| {
-                s.execute((
-                    now,
-                    c.expire_time,
-                    Bind(c.tag),
-                    c.stored.size as i64,
-                    i64::from(c.stored.mode.0),
-                    c.stored.filename,
-                    Bind(c.stored.value),
-                    rowid,
-                ))
-            })
-            .map(drop)
-            .map_err(self.sql_err())
-    }
-
-    pub(crate) fn delete_rowid(
-        &self,
-        tx: &Tx<'_>,
-        rowid: i64,
-        filename: Option<String>,
-    ) -> Result<()> {
-        tx.sql
-            .prepare_cached(schema::DELETE_ROWID)
-            .and_then(|mut s| s.execute([rowid]))
-            .map_err(self.sql_err())?;
-        if let Some(name) = filename {
-            tx.remove_after_commit(&self.inner.files, name);
-        }
-        Ok(())
     }
 
     /// Sets a live entry's expiry (`None`: never); returns whether `key` had a live entry
@@ -1149,18 +755,8 @@ impl<D: DiskFormat> Cache<D> {
         let key = state.disk.put(&key)?;
         self.write(|tx| {
             let now = self.now();
-            let err = self.sql_err();
             let expire_time = expire.map(|d| crate::clock::expire_at(now, d));
-            // One statement for python's read-then-update: only a live entry is touched.
-            let touched = tx
-                .sql
-                .prepare_cached(
-                    "UPDATE Cache SET expire_time = ?1 WHERE key = ?2 AND raw = ?3 \
-                     AND (expire_time IS NULL OR expire_time > ?4)",
-                )
-                .and_then(|mut s| s.execute((expire_time, Bind(key.value.as_ref()), key.raw, now)))
-                .map_err(&err)?;
-            Ok(touched == 1)
+            tx.db().touch(&key, now, expire_time)
         })
     }
 
@@ -1234,66 +830,50 @@ impl<D: DiskFormat> Cache<D> {
         let key = state.disk.put(&key)?;
         self.write(|tx| {
             let now = self.now();
-            let err = self.sql_err();
-            let row: Option<IncrRow> = tx
-                .sql
-                .prepare_cached(
-                    "SELECT rowid, expire_time, filename, value, mode FROM Cache WHERE key = ?1 AND raw = ?2",
-                )
-                .and_then(|mut s| {
-                    s.query_row((Bind(key.value.as_ref()), key.raw), |r| {
-                        Ok((r.get(0)?, opt_f64(r.get_ref(1)?), r.get(2)?, r.get::<_, rusqlite::types::Value>(3)?, r.get(4)?))
-                    })
-                    .optional()
-                })
-                .map_err(&err)?
-                .map(|(a, b, c, v, m): (i64, Option<f64>, Option<String>, rusqlite::types::Value, i64)| {
-                    (a, b, c, crate::sqlval::from_rusqlite(v), m)
-                });
+            let db = tx.db();
             let fresh_columns = |value: i64| Columns {
                 expire_time: expire.map(|d| crate::clock::expire_at(now, d)),
                 tag: tag.as_ref().map_or(SqlRef::Null, Tag::as_sql),
-                stored: StoredRef { size: 0, mode: Mode::RAW, filename: None, value: SqlRef::Integer(value) },
+                stored: StoredRef {
+                    size: 0,
+                    mode: Mode::RAW,
+                    filename: None,
+                    value: SqlRef::Integer(value),
+                },
             };
             let fresh = |default: Option<i64>| -> Result<i64> {
-                default.ok_or(Error::KeyNotFound)?.checked_add(delta).ok_or(Error::Overflow)
+                default
+                    .ok_or(Error::KeyNotFound)?
+                    .checked_add(delta)
+                    .ok_or(Error::Overflow)
             };
-            match row {
+            match db.counter_row(&key)? {
                 None => {
                     let value = fresh(default)?;
-                    self.insert_row(tx, &key, now, &fresh_columns(value))?;
+                    db.insert_row(&key, now, &fresh_columns(value))?;
                     self.cull_in_tx(tx, &state, now, state.settings.cull_limit)?;
                     Ok(value)
                 }
-                Some((rowid, Some(expire), filename, _, _)) if expire < now => {
+                Some(row) if row.expire_time.is_some_and(|e| e < now) => {
                     let value = fresh(default)?;
-                    self.update_row(tx, rowid, now, &fresh_columns(value))?;
+                    db.update_row(row.rowid, now, &fresh_columns(value))?;
                     self.cull_in_tx(tx, &state, now, state.settings.cull_limit)?;
-                    if let Some(name) = filename {
+                    if let Some(name) = row.filename {
                         tx.remove_after_commit(&self.inner.files, name);
                     }
                     Ok(value)
                 }
-                Some((rowid, _, _, current, mode)) => {
-                    let current = match (mode, &current) {
+                Some(row) => {
+                    let current = match (row.mode, &row.value) {
                         (1, SqlValue::Integer(i)) => *i,
                         _ => {
                             return Err(Error::NotAnInteger {
-                                found: describe_stored(mode, current.as_ref()),
+                                found: describe_stored(row.mode, row.value.as_ref()),
                             });
                         }
                     };
                     let value = current.checked_add(delta).ok_or(Error::Overflow)?;
-                    let sql = match state.settings.eviction_policy {
-                        EvictionPolicy::LeastRecentlyUsed => {
-                            "UPDATE Cache SET store_time = ?1, value = ?2, access_time = ?1 WHERE rowid = ?3"
-                        }
-                        EvictionPolicy::LeastFrequentlyUsed => {
-                            "UPDATE Cache SET store_time = ?1, value = ?2, access_count = access_count + 1 WHERE rowid = ?3"
-                        }
-                        _ => "UPDATE Cache SET store_time = ?1, value = ?2 WHERE rowid = ?3",
-                    };
-                    tx.sql.prepare_cached(sql).and_then(|mut s| s.execute((now, value, rowid))).map_err(&err)?;
+                    db.store_counter(state.settings.eviction_policy, row.rowid, now, value)?;
                     Ok(value)
                 }
             }
@@ -1414,12 +994,7 @@ impl<D: DiskFormat> Cache<D> {
     pub fn contains(&self, key: impl Serialize) -> Result<bool> {
         let key = self.state().disk.put(&key)?;
         let now = self.now();
-        self.read_sql(|c| {
-            c.prepare_cached(schema::SELECT_LIVE_ROWID)?
-                .query_row((Bind(key.value.as_ref()), key.raw, now), |_| Ok(()))
-                .optional()
-                .map(|r| r.is_some())
-        })
+        self.read_with(|db| Ok(db.live_rowid(&key, now)?.is_some()))
     }
 
     /// The number of entries, expired ones included (python's `len`, from `Settings.count`).
@@ -1443,194 +1018,7 @@ impl<D: DiskFormat> Cache<D> {
 
     /// Reads a counter row of `Settings` (`count`, `size`, `hits`, `misses`).
     pub(crate) fn metadata(&self, name: &str) -> Result<i64> {
-        self.read_sql(|c| {
-            c.prepare_cached(schema::SETTING_VALUE)?
-                .query_row([name], |r| {
-                    Ok(opt_f64(r.get_ref(0)?).map_or(0, |v| v as i64))
-                })
-                .optional()
-                .map(Option::unwrap_or_default)
-        })
-    }
-
-    /// Looks up the live row of `key` and decodes it with `decode`; records statistics and
-    /// access for LRU/LFU in a write transaction when those are on.
-    ///
-    /// An inline value is decoded straight from the row, without copying the column; a value
-    /// file is read after the statement finished, so no read transaction stays open during
-    /// file I/O. Without `meta`, the entry's expiry time and tag are not read (`None`).
-    pub(crate) fn lookup<T>(
-        &self,
-        key: impl Serialize,
-        meta: bool,
-        decode: impl Fn(&State<D>, StoredRef<'_>) -> std::result::Result<T, dcache_disk::Error>,
-    ) -> Result<Option<Entry<T>>> {
-        let state = self.state();
-        let key = state.disk.put(&key)?;
-        let now = self.now();
-        let settings = &state.settings;
-        let records = settings.statistics || settings.eviction_policy.updates_on_get();
-        let fast = !records || self.is_read_only();
-        // Recording reads needs the rowid: the full row.
-        let meta = meta || !fast;
-        let select = |c: &Connection| -> Result<Option<Hit<T>>> {
-            let sql = if meta {
-                schema::SELECT_LIVE
-            } else {
-                schema::SELECT_LIVE_VALUE
-            };
-            let mut stmt = c.prepare_cached(sql).map_err(self.sql_err())?;
-            let mut rows = stmt
-                .query((Bind(key.value.as_ref()), key.raw, now))
-                .map_err(self.sql_err())?;
-            match rows.next().map_err(self.sql_err())? {
-                Some(row) => Hit::from_row(row, meta, |stored| decode(&state, stored)).map(Some),
-                None => Ok(None),
-            }
-        };
-        // The entry of a hit; a value file that has gone missing is an error here, which the
-        // callers below turn into a miss.
-        let entry = |hit: Hit<T>| -> Result<Entry<T>> {
-            let Hit {
-                rowid: _,
-                expire_time,
-                tag,
-                value,
-            } = hit;
-            let decoded = match value {
-                Fetch::Decoded(v) => v,
-                Fetch::File {
-                    mode,
-                    filename,
-                    size,
-                    value,
-                } => decode(
-                    &state,
-                    StoredRef {
-                        size,
-                        mode,
-                        filename: Some(&filename),
-                        value: value.as_ref(),
-                    },
-                ),
-            };
-            Ok(Entry {
-                value: decoded?,
-                expire_time: expire_time.and_then(from_unix),
-                tag,
-            })
-        };
-        // The value of a hit, or `None` for a value file that has gone missing (a miss).
-        let value = |hit: Hit<T>| -> Result<Option<Entry<T>>> {
-            match entry(hit) {
-                Ok(entry) => Ok(Some(entry)),
-                Err(e) if is_missing_file(&e) => {
-                    log::warn!("dcache: reading a damaged entry as a miss: {e}");
-                    Ok(None)
-                }
-                Err(e) => Err(e),
-            }
-        };
-        // The row is read without a transaction, so a writer may replace the entry and unlink
-        // its old value file before the file is read: then the row is read again. The same
-        // file still referenced and still missing is a damaged entry (a miss).
-        let read_unlocked = || -> Result<Option<Entry<T>>> {
-            let mut missing: Option<(String, Error)> = None;
-            for _ in 0..MISSING_FILE_RETRIES {
-                let Some(hit) = self.read_with(&select)? else {
-                    return Ok(None);
-                };
-                let file = match &hit.value {
-                    Fetch::File { filename, .. } => Some(filename.clone()),
-                    Fetch::Decoded(_) => None,
-                };
-                if let (Some(file), Some((gone, _))) = (&file, &missing)
-                    && file == gone
-                {
-                    break;
-                }
-                match entry(hit) {
-                    Ok(entry) => return Ok(Some(entry)),
-                    Err(e) if is_missing_file(&e) => missing = file.map(|f| (f, e)),
-                    Err(e) => return Err(e),
-                }
-                if missing.is_none() {
-                    break;
-                }
-            }
-            if let Some((_, e)) = missing {
-                log::warn!("dcache: reading a damaged entry as a miss: {e}");
-            }
-            Ok(None)
-        };
-        if fast {
-            return read_unlocked();
-        }
-        // Recording the read needs the write lock; reading a value file does not, so the file
-        // is only opened under the lock (to count a hit or a miss as python does: a missing
-        // file is a miss) and read after the commit. Opening never blocks (a FIFO in its place
-        // is refused by the file store), so a slow or hostile file cannot stall other writers.
-        let hit = self.write(|tx| {
-            let err = self.sql_err();
-            let count = |name: &str| {
-                tx.sql
-                    .prepare_cached(schema::ADD_TO_SETTING)
-                    .and_then(|mut s| s.execute((name, 1)))
-                    .map(drop)
-                    .map_err(&err)
-            };
-            let Some(hit) = select(tx.sql)? else {
-                if settings.statistics {
-                    count("misses")?;
-                }
-                return Ok(None);
-            };
-            let rowid = hit.rowid;
-            let present = match &hit.value {
-                Fetch::File { filename, size, .. } => match self.files().open(filename, *size) {
-                    Ok(_) => true,
-                    Err(e) => {
-                        let e = Error::from(e);
-                        if !is_missing_file(&e) {
-                            return Err(e);
-                        }
-                        log::warn!("dcache: reading a damaged entry as a miss: {e}");
-                        false
-                    }
-                },
-                Fetch::Decoded(_) => true,
-            };
-            if settings.statistics {
-                count(if present { "hits" } else { "misses" })?;
-            }
-            if !present {
-                return Ok(None);
-            }
-            match settings.eviction_policy {
-                EvictionPolicy::LeastRecentlyUsed => tx
-                    .sql
-                    .prepare_cached("UPDATE Cache SET access_time = ?1 WHERE rowid = ?2")
-                    .and_then(|mut s| s.execute((now, rowid)))
-                    .map_err(&err)?,
-                EvictionPolicy::LeastFrequentlyUsed => tx
-                    .sql
-                    .prepare_cached(
-                        "UPDATE Cache SET access_count = access_count + 1 WHERE rowid = ?1",
-                    )
-                    .and_then(|mut s| s.execute([rowid]))
-                    .map_err(&err)?,
-                _ => 0,
-            };
-            Ok(Some(hit))
-        })?;
-        let Some(hit) = hit else {
-            return Ok(None);
-        };
-        match value(hit)? {
-            Some(entry) => Ok(Some(entry)),
-            // Replaced or deleted by a writer since the commit: read the row again.
-            None => read_unlocked(),
-        }
+        self.read_with(|db| db.counter(name))
     }
 
     /// Removes the live entry for `key` and returns its value (python's `pop`).
@@ -1652,19 +1040,8 @@ impl<D: DiskFormat> Cache<D> {
         let state = self.state();
         let key = state.disk.put(&key)?;
         self.write_freeing(|tx| {
-            let now = self.now();
-            let found = {
-                let mut stmt = tx
-                    .sql
-                    .prepare_cached(schema::SELECT_LIVE)
-                    .map_err(self.sql_err())?;
-                let mut rows = stmt
-                    .query((Bind(key.value.as_ref()), key.raw, now))
-                    .map_err(self.sql_err())?;
-                match rows.next().map_err(self.sql_err())? {
-                    Some(row) => Found::from_row(row)?,
-                    None => return Ok(None),
-                }
+            let Some(found) = tx.db().live_row(&key, self.now())? else {
+                return Ok(None);
             };
             let value = match state
                 .disk
@@ -1714,14 +1091,7 @@ impl<D: DiskFormat> Cache<D> {
         &self,
         f: impl FnOnce(&Self) -> Result<T, E>,
     ) -> Result<T, E> {
-        let started = Instant::now();
-        let ctx = TxContext {
-            pool: &self.inner.pool,
-            writer: &self.inner.writer,
-            deadline: self.deadline(started),
-            started,
-        };
-        conn::write(&ctx, |_tx| f(self))
+        self.write(|_tx| f(self))
     }
 
     /// Changes a setting and persists it (python's `reset(key, value)`); returns the value
@@ -1742,28 +1112,20 @@ impl<D: DiskFormat> Cache<D> {
             disk.configure(disk_name, value.as_ref())?;
         }
         self.write_freeing(|tx| {
-            tx.sql
-                .prepare_cached(schema::PUT_SETTING)
-                .and_then(|mut s| s.execute((name, Bind(value.as_ref()))))
-                .map_err(self.sql_err())?;
+            let db = tx.db();
+            db.put_setting(name, value.as_ref())?;
             if name == "eviction_policy"
                 && let Some(ddl) = new_settings.eviction_policy.index_sql()
             {
-                tx.sql.execute_batch(ddl).map_err(self.sql_err())?;
+                db.execute_batch(ddl)?;
             }
             Ok(())
         })?;
         if name == "sqlite_journal_mode" {
             self.inner.pool.forget_files();
-            let started = Instant::now();
-            self.read_with(|c| {
-                open::set_journal_mode(
-                    c,
-                    self.db_path(),
-                    &new_settings.sqlite_journal_mode,
-                    self.deadline(started),
-                    started,
-                )
+            let op = self.op();
+            self.read_with(|db| {
+                open::set_journal_mode(db.conn, &op, &new_settings.sqlite_journal_mode)
             })?;
             // The switch deleted or created `-wal` and `-shm`.
             self.inner.pool.forget_files();
@@ -1788,10 +1150,8 @@ impl<D: DiskFormat> Cache<D> {
     ///
     /// [`Error::InvalidSetting`] for a stored value dcache cannot use, [`Error::Sqlite`].
     pub fn reload_settings(&self) -> Result<Settings> {
-        let started = Instant::now();
-        let stored = self.read_with(|c| {
-            open::read_settings(c, self.db_path(), self.deadline(started), started)
-        })?;
+        let op = self.op();
+        let stored = self.read_with(|db| open::read_settings(db.conn, &op))?;
         let mut all = self.state().settings.all.clone();
         for (k, v) in stored {
             if !settings::METADATA.contains(&k.as_str()) {
@@ -1813,19 +1173,6 @@ impl<D: DiskFormat> Cache<D> {
         Ok(new_settings)
     }
 
-    pub(crate) fn replace_state(&self, settings: Settings, disk: D) {
-        let mut guard = self
-            .inner
-            .state
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        let generation = next_state_generation();
-        *guard = (generation, Arc::new(State { settings, disk }));
-        self.inner
-            .state_generation
-            .store(generation, Ordering::Release);
-    }
-
     /// Closes the idle connections of this cache (python's `close`). The cache stays usable:
     /// the next operation opens a connection again.
     ///
@@ -1841,20 +1188,5 @@ fn check_tag(tag: Option<&Tag>) -> Result<()> {
     match tag {
         Some(Tag::Real(f)) if f.is_nan() => Err(Error::NanTag),
         _ => Ok(()),
-    }
-}
-
-/// A row of `incr`'s lookup: rowid, expire time, filename, value, mode.
-type IncrRow = (i64, Option<f64>, Option<String>, SqlValue, i64);
-
-/// Describes a stored value for error messages ("an inline pickle", "text", …).
-pub(crate) fn describe_stored(mode: i64, value: SqlRef<'_>) -> String {
-    match (mode, value) {
-        (1, v) => format!("raw {}", v.storage_class().to_ascii_lowercase()),
-        (2, _) => "bytes value file".to_owned(),
-        (3, _) => "text value file".to_owned(),
-        (4, _) => "pickled value".to_owned(),
-        (5, _) => "MessagePack value".to_owned(),
-        (m, _) => format!("value of mode {m}"),
     }
 }

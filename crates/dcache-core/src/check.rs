@@ -7,12 +7,11 @@ use std::time::{Duration, SystemTime};
 
 use dcache_disk::DiskFormat;
 
-use dcache_disk::SqlValue;
-use rusqlite::OptionalExtension;
+use dcache_disk::{SqlRef, SqlValue};
 
 use crate::cache::Cache;
 use crate::error::{Error, Result};
-use crate::sqlval::from_rusqlite;
+use crate::sql::{Db, FileRow};
 
 /// Unknown files younger than this are reported but never removed by `check(fix)`: a writer
 /// writes its value file before inserting the row, so a fresh unreferenced file may be an
@@ -198,44 +197,24 @@ impl<D: DiskFormat> Cache<D> {
     ) -> Result<Vec<Warning>> {
         let fix = mode == CheckMode::Fix;
         let mut warnings = Vec::new();
-        let integrity: Vec<String> = self.read_sql(|c| {
-            c.prepare("PRAGMA integrity_check")?
-                .query_map([], |r| r.get::<_, String>(0))?
-                .collect()
-        })?;
+        let integrity = self.read_with(|db| db.integrity_check())?;
         if integrity.len() != 1 || integrity[0] != "ok" {
             warnings.extend(integrity.into_iter().map(Warning::Integrity));
         }
         if fix && !self.is_read_only() {
-            self.read_sql(|c| c.execute_batch("VACUUM"))?;
+            self.read_with(|db| db.vacuum())?;
         }
         let files = self.files().clone();
         let root = self.directory().to_path_buf();
-        let body = |fix: bool,
-                    warnings: &mut Vec<Warning>,
-                    sql: &rusqlite::Connection|
-         -> Result<()> {
-            let err = self.sql_err();
-            let rows: Vec<(i64, SqlValue, SqlValue)> = sql
-                .prepare("SELECT rowid, size, filename FROM Cache WHERE filename IS NOT NULL")
-                .and_then(|mut s| {
-                    s.query_map([], |r| {
-                        Ok((
-                            r.get(0)?,
-                            from_rusqlite(r.get(1)?),
-                            from_rusqlite(r.get(2)?),
-                        ))
-                    })?
-                    .collect()
-                })
-                .map_err(&err)?;
-            let delete_row = |rowid: i64| {
-                sql.execute("DELETE FROM Cache WHERE rowid = ?1", [rowid])
-                    .map(drop)
-                    .map_err(&err)
-            };
+        let body = |fix: bool, warnings: &mut Vec<Warning>, db: Db<'_>| -> Result<()> {
+            let delete_row = |rowid: i64| db.delete_row(rowid);
             let mut referenced = HashSet::new();
-            for (rowid, size, filename) in rows {
+            for FileRow {
+                rowid,
+                size,
+                filename,
+            } in db.file_rows()?
+            {
                 let SqlValue::Text(filename) = filename else {
                     warnings.push(Warning::BadRow {
                         rowid,
@@ -268,11 +247,7 @@ impl<D: DiskFormat> Cache<D> {
                                 recorded: recorded.and_then(|r| u64::try_from(r).ok()).unwrap_or(0),
                             });
                             if fix {
-                                sql.execute(
-                                    "UPDATE Cache SET size = ?1 WHERE rowid = ?2",
-                                    (i64::try_from(actual).unwrap_or(i64::MAX), rowid),
-                                )
-                                .map_err(&err)?;
+                                db.set_size(rowid, i64::try_from(actual).unwrap_or(i64::MAX))?;
                             }
                         }
                     }
@@ -334,26 +309,9 @@ impl<D: DiskFormat> Cache<D> {
                     }
                 }
             }
-            // Every row counts, NULL keys included: `Settings.count` is kept by triggers on
-            // every insert and delete, and python stores a NaN key as NULL. (Python counts
-            // `COUNT(key)` here, so its `check(fix=True)` sets the count too low on such a
-            // cache, and `len()` later goes negative.)
-            let actual_count: i64 = sql
-                .query_row("SELECT COUNT(*) FROM Cache", [], |r| r.get(0))
-                .map_err(&err)?;
-            // TOTAL, not SUM: SUM fails on an integer overflow, which damaged sizes can cause.
-            let actual_size: f64 = sql
-                .query_row("SELECT TOTAL(size) FROM Cache", [], |r| r.get(0))
-                .map_err(&err)?;
-            let actual_size = actual_size.clamp(0.0, i64::MAX as f64) as i64;
+            let (actual_count, actual_size) = (db.row_count()?, db.total_size()?);
             for (name, actual) in [("count", actual_count), ("size", actual_size)] {
-                let stored: SqlValue = sql
-                    .query_row("SELECT value FROM Settings WHERE key = ?1", [name], |r| {
-                        r.get(0).map(from_rusqlite)
-                    })
-                    .optional()
-                    .map_err(&err)?
-                    .unwrap_or(SqlValue::Null);
+                let stored = db.setting(name)?.unwrap_or(SqlValue::Null);
                 let recorded = match stored {
                     SqlValue::Integer(i) => i,
                     other => {
@@ -363,11 +321,7 @@ impl<D: DiskFormat> Cache<D> {
                             actual,
                         });
                         if fix {
-                            sql.execute(
-                                "INSERT OR REPLACE INTO Settings VALUES (?1, ?2)",
-                                (name, actual),
-                            )
-                            .map_err(&err)?;
+                            db.put_setting(name, SqlRef::Integer(actual))?;
                         }
                         continue;
                     }
@@ -379,20 +333,16 @@ impl<D: DiskFormat> Cache<D> {
                         Warning::SizeMismatch { recorded, actual }
                     });
                     if fix {
-                        sql.execute(
-                            "UPDATE Settings SET value = ?1 WHERE key = ?2",
-                            (actual, name),
-                        )
-                        .map_err(&err)?;
+                        db.set_counter(name, actual)?;
                     }
                 }
             }
             Ok(())
         };
         if self.is_read_only() {
-            self.read_with(|c| body(false, &mut warnings, c))?;
+            self.read_with(|db| body(false, &mut warnings, db))?;
         } else {
-            self.write(|tx| body(fix, &mut warnings, tx.sql))?;
+            self.write(|tx| body(fix, &mut warnings, tx.db()))?;
         }
         Ok(warnings)
     }

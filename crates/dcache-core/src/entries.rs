@@ -3,20 +3,18 @@
 //! of its own.
 
 use std::collections::VecDeque;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use dcache_disk::{DiskFormat, Format, Mode, SqlRef, SqlValue, StoredRef, Value};
-use rusqlite::types::ValueRef;
 use serde::Serialize;
 
 use crate::cache::Cache;
-use crate::clock::from_unix;
-use crate::conn::{self, Use, retry_busy};
+use crate::conn::{self, Use};
 use crate::error::{Error, Result};
 use crate::evict::Stats;
 use crate::iter::PAGE;
 use crate::options::Entry;
-use crate::sqlval::Bind;
+use crate::sql::ListedRow;
 use crate::tag::Tag;
 
 /// Which entries [`Cache::entries`] lists, in which order, and whether it reads inline values.
@@ -225,146 +223,77 @@ impl Serialize for EntryInfo {
     }
 }
 
-/// A column copied out of a row without interpreting it (so bad text is not an error yet).
-#[derive(Debug, Clone)]
-enum Col {
-    Null,
-    Integer(i64),
-    Real(f64),
-    Text(Vec<u8>),
-    Blob(Vec<u8>),
-}
-
-impl Col {
-    fn of(v: ValueRef<'_>) -> Col {
-        match v {
-            ValueRef::Null => Col::Null,
-            ValueRef::Integer(i) => Col::Integer(i),
-            ValueRef::Real(f) => Col::Real(f),
-            ValueRef::Text(t) => Col::Text(t.to_vec()),
-            ValueRef::Blob(b) => Col::Blob(b.to_vec()),
-        }
-    }
-
-    /// As an [`SqlValue`]; `Err` with the bytes for TEXT that is not UTF-8.
-    fn into_sql(self) -> std::result::Result<SqlValue, Vec<u8>> {
-        Ok(match self {
-            Col::Null => SqlValue::Null,
-            Col::Integer(i) => SqlValue::Integer(i),
-            Col::Real(f) => SqlValue::Real(f),
-            Col::Text(t) => SqlValue::Text(
-                String::from_utf8(t).map_err(std::string::FromUtf8Error::into_bytes)?,
-            ),
-            Col::Blob(b) => SqlValue::Blob(b),
-        })
-    }
-
-    fn as_i64(&self) -> Option<i64> {
-        match self {
-            Col::Integer(i) => Some(*i),
-            Col::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e18 => Some(*f as i64),
-            _ => None,
-        }
-    }
-
-    fn as_time(&self) -> Option<SystemTime> {
-        match self {
-            Col::Integer(i) => from_unix(*i as f64),
-            Col::Real(f) => from_unix(*f),
-            _ => None,
-        }
-    }
-}
-
-/// A row as read: its columns, uninterpreted.
-struct RawRow {
-    rowid: i64,
-    cols: [Col; 12],
-}
-
-fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
-    let mut cols: [Col; 12] = std::array::from_fn(|_| Col::Null);
-    for (i, col) in cols.iter_mut().enumerate() {
-        *col = Col::of(r.get_ref(i + 1)?);
-    }
-    Ok(RawRow {
-        rowid: r.get(0)?,
-        cols,
-    })
-}
-
-impl RawRow {
-    /// Interprets the row: the key is decoded by `disk` (its failure is kept in the entry);
-    /// a mode outside `0..=255` fails the row.
-    fn into_info<D: DiskFormat>(self, disk: &D, values: bool) -> Result<EntryInfo> {
-        let [
-            key,
-            raw,
-            store_time,
-            expire_time,
-            access_time,
-            access_count,
-            tag,
-            size,
-            mode,
-            filename,
-            value,
-            inline_len,
-        ] = self.cols;
-        let raw = raw.as_i64().unwrap_or(0) != 0;
-        let (key, key_column) = match key.into_sql() {
-            Ok(column) => (disk.get_value(column.as_ref(), raw), column),
-            Err(bytes) => (
-                Err(dcache_disk::Error::Decode {
-                    format: Format::Raw,
-                    reason: "the stored text key is not UTF-8".to_owned(),
-                }),
-                SqlValue::Blob(bytes),
-            ),
-        };
-        let tag = match tag.into_sql() {
-            Ok(v) => Tag::from_sql(v.as_ref()),
-            Err(bytes) => Some(Tag::Blob(bytes)),
-        };
-        let mode = mode.as_i64().unwrap_or(0);
-        let mode = Mode::from_column(mode).map_err(|_| {
-            Error::Disk(dcache_disk::Error::Decode {
+/// Interprets a listed row: the key is decoded by `disk` (its failure is kept in the entry);
+/// a mode outside `0..=255` fails the row.
+fn entry_info<D: DiskFormat>(row: ListedRow, disk: &D, values: bool) -> Result<EntryInfo> {
+    let ListedRow {
+        rowid,
+        key,
+        raw,
+        store_time,
+        expire_time,
+        access_time,
+        access_count,
+        tag,
+        size,
+        mode,
+        filename,
+        value,
+        inline_len,
+    } = row;
+    let raw = raw.as_i64().unwrap_or(0) != 0;
+    let (key, key_column) = match key.into_sql() {
+        Ok(column) => (disk.get_value(column.as_ref(), raw), column),
+        Err(bytes) => (
+            Err(dcache_disk::Error::Decode {
                 format: Format::Raw,
-                reason: format!("row {}: mode {mode} is not a storage mode", self.rowid),
-            })
-        })?;
-        let filename = match filename.into_sql() {
-            Ok(SqlValue::Text(name)) => Some(name),
-            Ok(SqlValue::Null) => None,
-            _ => {
-                return Err(Error::Disk(dcache_disk::Error::Decode {
-                    format: Format::Raw,
-                    reason: format!("row {}: the filename column is not text", self.rowid),
-                }));
-            }
-        };
-        let inline = if values {
-            value.into_sql().map_or(Inline::BadText, Inline::Value)
-        } else {
-            Inline::NotRead
-        };
-        Ok(EntryInfo {
-            rowid: self.rowid,
-            key,
-            key_column,
-            raw,
-            store_time: store_time.as_time(),
-            expire_time: expire_time.as_time(),
-            access_time: access_time.as_time(),
-            access_count: u64::try_from(access_count.as_i64().unwrap_or(0)).unwrap_or(0),
-            tag,
-            size: u64::try_from(size.as_i64().unwrap_or(0)).unwrap_or(0),
-            mode,
-            filename,
-            inline_len: u64::try_from(inline_len.as_i64().unwrap_or(0)).unwrap_or(0),
-            inline,
+                reason: "the stored text key is not UTF-8".to_owned(),
+            }),
+            SqlValue::Blob(bytes),
+        ),
+    };
+    let tag = match tag.into_sql() {
+        Ok(v) => Tag::from_sql(v.as_ref()),
+        Err(bytes) => Some(Tag::Blob(bytes)),
+    };
+    let mode = mode.as_i64().unwrap_or(0);
+    let mode = Mode::from_column(mode).map_err(|_| {
+        Error::Disk(dcache_disk::Error::Decode {
+            format: Format::Raw,
+            reason: format!("row {rowid}: mode {mode} is not a storage mode"),
         })
-    }
+    })?;
+    let filename = match filename.into_sql() {
+        Ok(SqlValue::Text(name)) => Some(name),
+        Ok(SqlValue::Null) => None,
+        _ => {
+            return Err(Error::Disk(dcache_disk::Error::Decode {
+                format: Format::Raw,
+                reason: format!("row {rowid}: the filename column is not text"),
+            }));
+        }
+    };
+    let inline = if values {
+        value.into_sql().map_or(Inline::BadText, Inline::Value)
+    } else {
+        Inline::NotRead
+    };
+    Ok(EntryInfo {
+        rowid,
+        key,
+        key_column,
+        raw,
+        store_time: store_time.as_time(),
+        expire_time: expire_time.as_time(),
+        access_time: access_time.as_time(),
+        access_count: u64::try_from(access_count.as_i64().unwrap_or(0)).unwrap_or(0),
+        tag,
+        size: u64::try_from(size.as_i64().unwrap_or(0)).unwrap_or(0),
+        mode,
+        filename,
+        inline_len: u64::try_from(inline_len.as_i64().unwrap_or(0)).unwrap_or(0),
+        inline,
+    })
 }
 
 /// The entries of a cache with their metadata, as [`Cache::entries`] returns them.
@@ -381,7 +310,7 @@ pub struct Entries<D: DiskFormat> {
     bound: i64,
     /// The last row id read.
     cursor: i64,
-    page: VecDeque<RawRow>,
+    page: VecDeque<ListedRow>,
     done: bool,
 }
 
@@ -401,29 +330,16 @@ impl<D: DiskFormat> Entries<D> {
         } else {
             (self.cursor, self.bound)
         };
-        let values = self.query.values;
-        let map = |r: &rusqlite::Row<'_>| raw_row(r);
-        let rows: Vec<RawRow> = self.cache.read_sql(|c| match &self.query.tag {
-            None => {
-                let sql = if self.query.reverse {
-                    PAGE_DESC
-                } else {
-                    PAGE_ASC
-                };
-                c.prepare_cached(sql)?
-                    .query_map((lo, hi, PAGE, values), map)?
-                    .collect()
-            }
-            Some(tag) => {
-                let sql = if self.query.reverse {
-                    TAG_PAGE_DESC
-                } else {
-                    TAG_PAGE_ASC
-                };
-                c.prepare_cached(sql)?
-                    .query_map((lo, hi, PAGE, values, Bind(tag.as_sql())), map)?
-                    .collect()
-            }
+        let query = &self.query;
+        let rows = self.cache.read_with(|db| {
+            db.listing_page(
+                lo,
+                hi,
+                PAGE,
+                query.values,
+                query.tag.as_ref(),
+                query.reverse,
+            )
         })?;
         if rows.is_empty() {
             self.done = true;
@@ -432,26 +348,6 @@ impl<D: DiskFormat> Entries<D> {
         Ok(())
     }
 }
-
-/// The columns a listing reads, in [`raw_row`]'s order; the value only when `?4` is true.
-macro_rules! listing {
-    ($filter:literal, $order:literal) => {
-        concat!(
-            "SELECT rowid, key, raw, store_time, expire_time, access_time, access_count, tag, \
-             size, mode, filename, CASE WHEN ?4 THEN value END, length(value) FROM Cache \
-             WHERE ?1 < rowid AND rowid < ?2",
-            $filter,
-            " ORDER BY rowid ",
-            $order,
-            " LIMIT +?3"
-        )
-    };
-}
-
-const PAGE_ASC: &str = listing!("", "ASC");
-const PAGE_DESC: &str = listing!("", "DESC");
-const TAG_PAGE_ASC: &str = listing!(" AND tag = ?5", "ASC");
-const TAG_PAGE_DESC: &str = listing!(" AND tag = ?5", "DESC");
 
 impl<D: DiskFormat> Iterator for Entries<D> {
     type Item = Result<EntryInfo>;
@@ -466,7 +362,7 @@ impl<D: DiskFormat> Iterator for Entries<D> {
         }
         let row = self.page.pop_front()?;
         self.cursor = row.rowid;
-        Some(row.into_info(&self.cache.state().disk, self.query.values))
+        Some(entry_info(row, &self.cache.state().disk, self.query.values))
     }
 }
 
@@ -485,9 +381,6 @@ pub struct Summary {
     /// Hits and misses recorded while statistics were on.
     pub stats: Stats,
 }
-
-const SELECT_EXPIRED_COUNT: &str =
-    "SELECT COUNT(*) FROM Cache WHERE expire_time IS NOT NULL AND expire_time <= ?1";
 
 impl<D: DiskFormat> Cache<D> {
     /// Lists entries with their metadata, in insertion order (or newest first), optionally
@@ -513,10 +406,7 @@ impl<D: DiskFormat> Cache<D> {
     /// # Ok::<(), dcache_core::Error>(())
     /// ```
     pub fn entries(&self, query: EntryQuery) -> Result<Entries<D>> {
-        let max: Option<i64> = self.read_sql(|c| {
-            c.prepare_cached("SELECT MAX(rowid) FROM Cache")?
-                .query_row([], |r| r.get(0))
-        })?;
+        let max = self.read_with(|db| db.max_rowid())?;
         let (bound, cursor, done) = match (max, query.reverse) {
             (None, _) => (0, 0, true),
             (Some(m), false) => (m.saturating_add(1), 0, false),
@@ -555,17 +445,8 @@ impl<D: DiskFormat> Cache<D> {
         let state = self.state();
         let key = state.disk.put(&key)?;
         let now = self.now();
-        let row = self.read_sql(|c| {
-            use rusqlite::OptionalExtension;
-            c.prepare_cached(
-                "SELECT rowid, key, raw, store_time, expire_time, access_time, access_count, \
-                 tag, size, mode, filename, value, length(value) FROM Cache \
-                 WHERE key = ?1 AND raw = ?2 AND (expire_time IS NULL OR expire_time > ?3)",
-            )?
-            .query_row((Bind(key.value.as_ref()), key.raw, now), raw_row)
-            .optional()
-        })?;
-        row.map(|r| r.into_info(&state.disk, true)).transpose()
+        let row = self.read_with(|db| db.listed_row(&key, now))?;
+        row.map(|r| entry_info(r, &state.disk, true)).transpose()
     }
 
     /// Decodes the value of a listed entry as a [`Value`] of any type (python's `repr` is its
@@ -649,11 +530,8 @@ impl<D: DiskFormat> Cache<D> {
     /// ```
     pub fn expired_count(&self) -> Result<u64> {
         let now = self.now();
-        self.read_sql(|c| {
-            c.prepare_cached(SELECT_EXPIRED_COUNT)?
-                .query_row([now], |r| r.get::<_, i64>(0))
-        })
-        .map(|n| u64::try_from(n).unwrap_or(0))
+        self.read_with(|db| db.expired_count(now))
+            .map(|n| u64::try_from(n).unwrap_or(0))
     }
 
     /// Entries, expired entries, volume, value-file bytes and recorded hits and misses, read
@@ -727,56 +605,16 @@ impl<D: DiskFormat> Cache<D> {
                 operation: "vacuum",
             });
         }
-        let started = Instant::now();
-        let deadline = if self.retry {
-            None
-        } else {
-            Some(started + self.inner.timeout)
-        };
-        let pid = crate::pid::current();
+        let op = self.op();
         let _guard = self
             .inner
             .writer
-            .acquire(deadline, pid)
-            .ok_or(Error::Timeout {
-                waited: started.elapsed(),
-            })?;
-        let conn = self
-            .inner
-            .pool
-            .checkout(Use::Write, pid, deadline, started)?;
-        let result = retry_busy(self.db_path(), deadline, started, || {
-            conn.sql.execute_batch("VACUUM")
-        })
-        .and_then(|()| {
-            // Busy readers make a TRUNCATE checkpoint give up (reported in its row, not as an
-            // error): the log is then truncated by a later checkpoint.
-            retry_busy(self.db_path(), deadline, started, || {
-                conn.sql
-                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            })
-        });
-        self.inner.pool.checkin(Use::Write, conn);
-        result
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn col_conversions_keep_bad_text_as_bytes() {
-        assert_eq!(
-            Col::Text(vec![0xff, b'a']).into_sql(),
-            Err(vec![0xff, b'a'])
-        );
-        assert_eq!(
-            Col::Text(b"ok".to_vec()).into_sql(),
-            Ok(SqlValue::Text("ok".into()))
-        );
-        assert_eq!(Col::Real(3.0).as_i64(), Some(3));
-        assert_eq!(Col::Real(3.5).as_i64(), None);
-        assert_eq!(Col::Text(b"1".to_vec()).as_time(), None);
+            .acquire(op.deadline, crate::pid::current())
+            .ok_or_else(|| op.timeout())?;
+        let conn = self.inner.pool.checkout(Use::Write, &op)?;
+        op.retry_busy(|| conn.execute_batch("VACUUM"))?;
+        // Busy readers make a TRUNCATE checkpoint give up (reported in its row, not as an
+        // error): the log is then truncated by a later checkpoint.
+        op.retry_busy(|| conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())))
     }
 }

@@ -1,31 +1,12 @@
 //! Culling, expiry, eviction by tag, clearing, and the cache's volume.
 
 use dcache_disk::DiskFormat;
-use rusqlite::OptionalExtension;
 
-use crate::cache::{Cache, State};
+use crate::cache::Cache;
 use crate::conn::Tx;
 use crate::error::Result;
-use crate::settings::EvictionPolicy;
-
-/// The rows culling removes for a policy, oldest first (`None` culls by expiry only).
-fn policy_select(policy: EvictionPolicy) -> Option<&'static str> {
-    match policy {
-        EvictionPolicy::None => None,
-        EvictionPolicy::LeastRecentlyStored => {
-            Some("SELECT rowid, filename FROM Cache ORDER BY store_time LIMIT +?1")
-        }
-        EvictionPolicy::LeastRecentlyUsed => {
-            Some("SELECT rowid, filename FROM Cache ORDER BY access_time LIMIT +?1")
-        }
-        EvictionPolicy::LeastFrequentlyUsed => {
-            Some("SELECT rowid, filename FROM Cache ORDER BY access_count LIMIT +?1")
-        }
-    }
-}
-
-const SELECT_EXPIRED: &str = "SELECT rowid, filename FROM Cache \
-     WHERE expire_time IS NOT NULL AND expire_time < ?1 ORDER BY expire_time LIMIT +?2";
+use crate::sql::{RowidRow, policy_select};
+use crate::state::State;
 
 impl<D: DiskFormat> Cache<D> {
     /// python's `_cull`, run inside writes: removes up to `limit` expired entries, then, if the
@@ -40,12 +21,10 @@ impl<D: DiskFormat> Cache<D> {
         if limit == 0 {
             return Ok(());
         }
-        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
-        let expired = self.select_rows(tx, SELECT_EXPIRED, (now, limit_sql))?;
+        let db = tx.db();
+        let expired = db.expired_rows(now, limit)?;
         let removed = expired.len() as u64;
-        for (rowid, filename) in expired {
-            self.delete_rowid(tx, rowid, filename)?;
-        }
+        self.delete_rows(tx, expired)?;
         let remaining = limit - removed.min(limit);
         if remaining == 0 {
             return Ok(());
@@ -53,30 +32,18 @@ impl<D: DiskFormat> Cache<D> {
         let Some(select) = policy_select(state.settings.eviction_policy) else {
             return Ok(());
         };
-        if self.volume_in(tx.sql)? < state.settings.size_limit {
+        if self.volume_in(db)? < state.settings.size_limit {
             return Ok(());
         }
-        for (rowid, filename) in
-            self.select_rows(tx, select, [i64::try_from(remaining).unwrap_or(i64::MAX)])?
-        {
-            self.delete_rowid(tx, rowid, filename)?;
-        }
-        Ok(())
+        self.delete_rows(tx, db.policy_rows(select, remaining)?)
     }
 
-    fn select_rows(
-        &self,
-        tx: &Tx<'_>,
-        sql: &str,
-        params: impl rusqlite::Params,
-    ) -> Result<Vec<(i64, Option<String>)>> {
-        tx.sql
-            .prepare_cached(sql)
-            .and_then(|mut s| {
-                s.query_map(params, |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect()
-            })
-            .map_err(self.sql_err())
+    /// Deletes rows, their value files once the transaction commits.
+    fn delete_rows(&self, tx: &Tx<'_>, rows: Vec<RowidRow>) -> Result<()> {
+        for row in rows {
+            self.delete_rowid(tx, row.rowid, row.filename)?;
+        }
+        Ok(())
     }
 
     /// Bytes the cache occupies: database pages plus value files (python's `volume()`).
@@ -85,31 +52,15 @@ impl<D: DiskFormat> Cache<D> {
     ///
     /// [`Error::Sqlite`](crate::Error::Sqlite).
     pub fn volume(&self) -> Result<u64> {
-        self.read_with(|c| self.volume_in(c))
-    }
-
-    pub(crate) fn volume_in(&self, c: &rusqlite::Connection) -> Result<u64> {
-        // One statement for both numbers: this runs inside every write.
-        let (pages, size): (i64, Option<f64>) = c
-            .prepare_cached(crate::schema::VOLUME)
-            .and_then(|mut s| {
-                s.query_row([], |r| {
-                    Ok((r.get(0)?, crate::sqlval::opt_f64(r.get_ref(1)?)))
-                })
-            })
-            .map_err(self.sql_err())?;
-        // No `size` row in Settings: as python, an error (a foreign or damaged database).
-        let size = size.ok_or_else(|| self.sql_err()(rusqlite::Error::QueryReturnedNoRows))?;
-        let db = self.inner.page_size.saturating_mul(pages).max(0) as u64;
-        Ok(db.saturating_add(size.max(0.0) as u64))
+        self.read_with(|db| self.volume_in(db))
     }
 }
 
 /// Rows removed per transaction by the bulk operations, so none holds the write lock long.
-const BATCH: i64 = 100;
+const BATCH: u64 = 100;
 
 /// python's `cull()` deletes this many policy rows per transaction.
-const CULL_BATCH: i64 = 10;
+const CULL_BATCH: u64 = 10;
 
 impl<D: DiskFormat> Cache<D> {
     /// Removes expired entries, then entries by the eviction policy until the cache's volume
@@ -129,11 +80,9 @@ impl<D: DiskFormat> Cache<D> {
         };
         while self.volume()? > state.settings.size_limit {
             let removed = self.write_freeing(|tx| {
-                let rows = self.select_rows(tx, select, [CULL_BATCH])?;
+                let rows = tx.db().policy_rows(select, CULL_BATCH)?;
                 let n = rows.len() as u64;
-                for (rowid, filename) in rows {
-                    self.delete_rowid(tx, rowid, filename)?;
-                }
+                self.delete_rows(tx, rows)?;
                 Ok(n)
             })?;
             if removed == 0 {
@@ -153,14 +102,7 @@ impl<D: DiskFormat> Cache<D> {
         let now = self.now();
         // Each batch deletes what it selected, so no lower bound is needed (python's bound on
         // the last expire time skips entries that share it across a batch boundary).
-        self.delete_batches(|tx, _| {
-            self.select_rows(
-                tx,
-                "SELECT rowid, filename FROM Cache WHERE expire_time IS NOT NULL \
-                 AND expire_time < ?1 ORDER BY expire_time LIMIT +?2",
-                (now, BATCH),
-            )
-        })
+        self.delete_batches(|tx, _| tx.db().expired_rows(now, BATCH))
     }
 
     /// Removes every entry tagged `tag`, expired or not (python's `evict`). Returns the
@@ -171,13 +113,7 @@ impl<D: DiskFormat> Cache<D> {
     /// As [`cull`](Self::cull).
     pub fn evict(&self, tag: impl Into<crate::Tag>) -> Result<u64> {
         let tag = tag.into();
-        self.delete_batches(|tx, after| {
-            self.select_rows(
-                tx,
-                "SELECT rowid, filename FROM Cache WHERE tag = ?1 AND rowid > ?2 ORDER BY rowid LIMIT +?3",
-                (crate::sqlval::Bind(tag.as_sql()), after, BATCH),
-            )
-        })
+        self.delete_batches(|tx, after| tx.db().tagged_rows(&tag, after, BATCH))
     }
 
     /// Removes every entry (python's `clear`). Returns the number removed.
@@ -186,31 +122,23 @@ impl<D: DiskFormat> Cache<D> {
     ///
     /// As [`cull`](Self::cull).
     pub fn clear(&self) -> Result<u64> {
-        self.delete_batches(|tx, after| {
-            self.select_rows(
-                tx,
-                "SELECT rowid, filename FROM Cache WHERE rowid > ?1 ORDER BY rowid LIMIT +?2",
-                (after, BATCH),
-            )
-        })
+        self.delete_batches(|tx, after| tx.db().rows_after(after, BATCH))
     }
 
     /// Deletes the rows `select(tx, last_rowid)` returns, one transaction per batch, until a
     /// batch is empty.
     fn delete_batches(
         &self,
-        select: impl Fn(&Tx<'_>, i64) -> Result<Vec<(i64, Option<String>)>>,
+        select: impl Fn(&Tx<'_>, i64) -> Result<Vec<RowidRow>>,
     ) -> Result<u64> {
         let mut count = 0;
         let mut after = 0;
         loop {
             let (removed, last) = self.write_freeing(|tx| {
                 let rows = select(tx, after)?;
-                let last = rows.last().map_or(after, |(rowid, _)| *rowid);
+                let last = rows.last().map_or(after, |row| row.rowid);
                 let n = rows.len() as u64;
-                for (rowid, filename) in rows {
-                    self.delete_rowid(tx, rowid, filename)?;
-                }
+                self.delete_rows(tx, rows)?;
                 Ok((n, last))
             })?;
             if removed == 0 {
@@ -228,11 +156,7 @@ impl<D: DiskFormat> Cache<D> {
     ///
     /// The errors of a write.
     pub fn create_tag_index(&self) -> Result<()> {
-        self.write(|tx| {
-            tx.sql
-                .execute_batch(crate::schema::CREATE_TAG_INDEX)
-                .map_err(self.sql_err())
-        })?;
+        self.write(|tx| tx.db().execute_batch(crate::schema::CREATE_TAG_INDEX))?;
         self.reset("tag_index", 1).map(drop)
     }
 
@@ -242,11 +166,7 @@ impl<D: DiskFormat> Cache<D> {
     ///
     /// The errors of a write.
     pub fn drop_tag_index(&self) -> Result<()> {
-        self.write(|tx| {
-            tx.sql
-                .execute_batch(crate::schema::DROP_TAG_INDEX)
-                .map_err(self.sql_err())
-        })?;
+        self.write(|tx| tx.db().execute_batch(crate::schema::DROP_TAG_INDEX))?;
         self.reset("tag_index", 0).map(drop)
     }
 
@@ -299,25 +219,12 @@ impl<D: DiskFormat> Cache<D> {
     #[doc(alias = "stats")]
     pub fn reset_stats(&self) -> Result<Stats> {
         self.write(|tx| {
-            let count = |name: &str| -> Result<u64> {
-                let value = tx
-                    .sql
-                    .prepare_cached(crate::schema::SETTING_VALUE)
-                    .and_then(|mut s| {
-                        s.query_row([name], |r| Ok(crate::sqlval::opt_f64(r.get_ref(0)?)))
-                            .optional()
-                    })
-                    .map_err(self.sql_err())?
-                    .flatten();
-                Ok(value.map_or(0, |v| v as u64))
-            };
+            let db = tx.db();
             let stats = Stats {
-                hits: count("hits")?,
-                misses: count("misses")?,
+                hits: u64::try_from(db.counter("hits")?).unwrap_or(0),
+                misses: u64::try_from(db.counter("misses")?).unwrap_or(0),
             };
-            tx.sql
-                .execute_batch("UPDATE Settings SET value = 0 WHERE key IN ('hits', 'misses')")
-                .map_err(self.sql_err())?;
+            db.reset_stats()?;
             Ok(stats)
         })
     }

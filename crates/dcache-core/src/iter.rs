@@ -10,13 +10,13 @@
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 
-use dcache_disk::{DiskFormat, SqlValue};
-use rusqlite::Row;
+use dcache_disk::DiskFormat;
 use serde::de::DeserializeOwned;
 
-use crate::cache::{Cache, Found};
+use crate::cache::Cache;
 use crate::error::Result;
-use crate::sqlval::{column_err, raw_flag, sql_value};
+use crate::sql::{Cursor, PageRow};
+use crate::sqlval::column_err;
 
 /// Rows fetched per page.
 pub(crate) const PAGE: i64 = 100;
@@ -31,106 +31,6 @@ pub enum Order {
     /// Largest first (python's `reverse=True`).
     Descending,
 }
-
-/// The columns of a keys page; `rowid` first, then the key and its `raw` flag.
-macro_rules! key_cols {
-    () => {
-        "rowid, key, raw"
-    };
-}
-/// The columns of an items page: [`Found::from_row`]'s seven, then the key and `raw`.
-macro_rules! item_cols {
-    () => {
-        "rowid, expire_time, tag, mode, filename, value, size, key, raw"
-    };
-}
-/// The statements of one column set: by rowid (inclusive bounds, so rowids 0, negative and
-/// `i64::MAX` are read like any other) and by key (the first page, then after the last
-/// `(key, raw)`; `key IS NULL` rows, which sort first, get statements of their own because
-/// `key > NULL` matches nothing, and descending pages after a key end with them).
-macro_rules! statements {
-    ($cols:expr) => {
-        Statements {
-            rowid_asc: concat!("SELECT ", $cols, " FROM Cache WHERE rowid BETWEEN ?1 AND ?2 ORDER BY rowid ASC LIMIT +?3"),
-            rowid_desc: concat!("SELECT ", $cols, " FROM Cache WHERE rowid BETWEEN ?1 AND ?2 ORDER BY rowid DESC LIMIT +?3"),
-            key_first_asc: concat!("SELECT ", $cols, " FROM Cache ORDER BY key ASC, raw ASC LIMIT +?1"),
-            key_first_desc: concat!("SELECT ", $cols, " FROM Cache ORDER BY key DESC, raw DESC LIMIT +?1"),
-            key_next_asc: concat!("SELECT ", $cols, " FROM Cache WHERE key = ?1 AND raw > ?2 OR key > ?1 ORDER BY key ASC, raw ASC LIMIT +?3"),
-            key_next_desc: concat!("SELECT ", $cols, " FROM Cache WHERE key = ?1 AND raw < ?2 OR key < ?1 OR key IS NULL ORDER BY key DESC, raw DESC LIMIT +?3"),
-            key_after_null_asc: concat!("SELECT ", $cols, " FROM Cache WHERE key IS NULL AND raw > ?1 OR key IS NOT NULL ORDER BY key ASC, raw ASC LIMIT +?2"),
-            key_after_null_desc: concat!("SELECT ", $cols, " FROM Cache WHERE key IS NULL AND raw < ?1 ORDER BY key DESC, raw DESC LIMIT +?2"),
-        }
-    };
-}
-
-struct Statements {
-    rowid_asc: &'static str,
-    rowid_desc: &'static str,
-    key_first_asc: &'static str,
-    key_first_desc: &'static str,
-    key_next_asc: &'static str,
-    key_next_desc: &'static str,
-    key_after_null_asc: &'static str,
-    key_after_null_desc: &'static str,
-}
-
-const KEY_STATEMENTS: Statements = statements!(key_cols!());
-const ITEM_STATEMENTS: Statements = statements!(item_cols!());
-
-/// One row of a page, its columns read but not decoded.
-struct PageRow {
-    /// The key column and the `raw` flag, as stored; or why they cannot be read.
-    key: Result<(SqlValue, bool)>,
-    /// The lookup columns (items pages only); or why they cannot be read.
-    found: Option<Result<Found>>,
-}
-
-/// Where the next page starts.
-#[derive(Debug)]
-enum Cursor {
-    /// The next rowid to read, inclusive, and the far bound (inclusive); `None` when done.
-    Rowid { next: Option<i64>, far: i64 },
-    /// The last `(key, raw)` read, as stored.
-    Key { last: Option<(AsStored, AsStored)> },
-}
-
-/// A column value exactly as stored, text that is not UTF-8 included, so that a cursor can
-/// bind it back and compare as SQLite compared it.
-#[derive(Debug, Clone)]
-enum AsStored {
-    Null,
-    Integer(i64),
-    Real(f64),
-    Text(Vec<u8>),
-    Blob(Vec<u8>),
-}
-
-impl AsStored {
-    fn of(value: rusqlite::types::ValueRef<'_>) -> Self {
-        use rusqlite::types::ValueRef;
-        match value {
-            ValueRef::Null => AsStored::Null,
-            ValueRef::Integer(i) => AsStored::Integer(i),
-            ValueRef::Real(f) => AsStored::Real(f),
-            ValueRef::Text(t) => AsStored::Text(t.to_vec()),
-            ValueRef::Blob(b) => AsStored::Blob(b.to_vec()),
-        }
-    }
-}
-
-impl rusqlite::ToSql for AsStored {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        use rusqlite::types::ValueRef;
-        Ok(rusqlite::types::ToSqlOutput::Borrowed(match self {
-            AsStored::Null => ValueRef::Null,
-            AsStored::Integer(i) => ValueRef::Integer(*i),
-            AsStored::Real(f) => ValueRef::Real(*f),
-            AsStored::Text(t) => ValueRef::Text(t),
-            AsStored::Blob(b) => ValueRef::Blob(b),
-        }))
-    }
-}
-
 /// Reads pages of rows in one order, holding nothing between pages.
 struct Pager<D: DiskFormat> {
     cache: Cache<D>,
@@ -147,10 +47,7 @@ impl<D: DiskFormat> Pager<D> {
     /// A pager in rowid order over the rows that exist now (rows inserted later, with larger
     /// rowids, are not read: python's behaviour).
     fn by_rowid(cache: &Cache<D>, order: Order, with_values: bool) -> Result<Self> {
-        let bounds: (Option<i64>, Option<i64>) = cache.read_sql(|c| {
-            c.prepare_cached("SELECT MIN(rowid), MAX(rowid) FROM Cache")?
-                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        })?;
+        let bounds = cache.read_with(|db| db.rowid_bounds())?;
         let (cursor, done) = match (bounds, order) {
             ((Some(min), Some(max)), Order::Ascending) => (
                 Cursor::Rowid {
@@ -202,65 +99,9 @@ impl<D: DiskFormat> Pager<D> {
     }
 
     fn fill(&mut self) -> Result<()> {
-        let statements = if self.with_values {
-            &ITEM_STATEMENTS
-        } else {
-            &KEY_STATEMENTS
-        };
-        let (key_at, raw_at) = if self.with_values { (7, 8) } else { (1, 2) };
-        let with_values = self.with_values;
-        let read_page = |sql: &str, args: &[&dyn rusqlite::ToSql]| {
-            read_page(&self.cache, sql, args, key_at, raw_at, with_values)
-        };
-        let rows = match (&self.cursor, self.order) {
-            (Cursor::Rowid { next: None, .. }, _) => Vec::new(),
-            (
-                Cursor::Rowid {
-                    next: Some(next),
-                    far,
-                },
-                Order::Ascending,
-            ) => read_page(statements.rowid_asc, &[next, far, &PAGE])?,
-            (
-                Cursor::Rowid {
-                    next: Some(next),
-                    far,
-                },
-                Order::Descending,
-            ) => read_page(statements.rowid_desc, &[far, next, &PAGE])?,
-            (Cursor::Key { last: None }, Order::Ascending) => {
-                read_page(statements.key_first_asc, &[&PAGE])?
-            }
-            (Cursor::Key { last: None }, Order::Descending) => {
-                read_page(statements.key_first_desc, &[&PAGE])?
-            }
-            (
-                Cursor::Key {
-                    last: Some((AsStored::Null, raw)),
-                },
-                order,
-            ) => read_page(
-                if order == Order::Ascending {
-                    statements.key_after_null_asc
-                } else {
-                    statements.key_after_null_desc
-                },
-                &[raw, &PAGE],
-            )?,
-            (
-                Cursor::Key {
-                    last: Some((key, raw)),
-                },
-                order,
-            ) => read_page(
-                if order == Order::Ascending {
-                    statements.key_next_asc
-                } else {
-                    statements.key_next_desc
-                },
-                &[key, raw, &PAGE],
-            )?,
-        };
+        let rows = self
+            .cache
+            .read_with(|db| db.page(self.with_values, self.order, &self.cursor))?;
         self.now = self.cache.now();
         let Some(last) = rows.last() else {
             self.done = true;
@@ -282,51 +123,6 @@ impl<D: DiskFormat> Pager<D> {
         self.page.extend(rows.into_iter().map(|r| r.row));
         Ok(())
     }
-}
-
-/// A row read from a page with where it stands in both orders.
-struct Positioned {
-    rowid: i64,
-    key_as_stored: AsStored,
-    raw_as_stored: AsStored,
-    row: PageRow,
-}
-
-/// Reads one page: each row's columns, undecoded.
-fn read_page<D: DiskFormat>(
-    cache: &Cache<D>,
-    sql: &str,
-    args: &[&dyn rusqlite::ToSql],
-    key_at: usize,
-    raw_at: usize,
-    with_values: bool,
-) -> Result<Vec<Positioned>> {
-    cache.read_with(|c| {
-        let err = cache.sql_err();
-        let mut stmt = c.prepare_cached(sql).map_err(&err)?;
-        let mut rows = stmt.query(args).map_err(&err)?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next().map_err(&err)? {
-            out.push(read_row(r, key_at, raw_at, with_values)?);
-        }
-        Ok(out)
-    })
-}
-
-/// Reads a row's columns; only a failure to read the row at all is an error here.
-fn read_row(r: &Row<'_>, key_at: usize, raw_at: usize, with_values: bool) -> Result<Positioned> {
-    let rowid: i64 = r.get(0).map_err(column_err)?;
-    let raw_ref = r.get_ref(raw_at).map_err(column_err)?;
-    let key_ref = r.get_ref(key_at).map_err(column_err)?;
-    let raw = sql_value(raw_ref).unwrap_or(SqlValue::Null);
-    let key = sql_value(key_ref).map(|k| (k, raw_flag(&raw)));
-    let found = with_values.then(|| Found::from_row(r));
-    Ok(Positioned {
-        rowid,
-        key_as_stored: AsStored::of(key_ref),
-        raw_as_stored: AsStored::of(raw_ref),
-        row: PageRow { key, found },
-    })
 }
 
 impl<D: DiskFormat> Pager<D> {
@@ -541,15 +337,6 @@ impl<D: DiskFormat> Cache<D> {
     }
 }
 
-/// Reads the columns `rowid, expire_time, tag, mode, filename, value, size, key, raw` of one
-/// row (`nth_sorted_item`).
-fn item_row(r: &Row<'_>) -> Result<(Found, SqlValue, bool)> {
-    let found = Found::from_row(r)?;
-    let key = sql_value(r.get_ref(7).map_err(column_err)?)?;
-    let raw = raw_flag(&sql_value(r.get_ref(8).map_err(column_err)?)?);
-    Ok((found, key, raw))
-}
-
 impl<D: DiskFormat> Cache<D> {
     /// The live entries with their values, oldest first (python's `cache.items()` of an
     /// `Index`): one query per page of 100 rows instead of a lookup per key.
@@ -654,29 +441,8 @@ impl<D: DiskFormat> Cache<D> {
     /// # Ok::<(), dcache_core::Error>(())
     /// ```
     pub fn nth_sorted_key<K: DeserializeOwned>(&self, n: u64, order: Order) -> Result<Option<K>> {
-        // `+expire_time` keeps SQLite off the expire-time index: it must walk the key index
-        // in order (with that index it sorts the whole table, 20 ms at 100 000 rows).
-        let sql = if order == Order::Descending {
-            "SELECT key, raw FROM Cache WHERE +expire_time IS NULL OR +expire_time > ?1 \
-             ORDER BY key DESC, raw DESC LIMIT 1 OFFSET +?2"
-        } else {
-            "SELECT key, raw FROM Cache WHERE +expire_time IS NULL OR +expire_time > ?1 \
-             ORDER BY key ASC, raw ASC LIMIT 1 OFFSET +?2"
-        };
         let now = self.now();
-        let offset = i64::try_from(n).unwrap_or(i64::MAX);
-        let row: Option<(SqlValue, bool)> = self.read_sql(|c| {
-            let mut stmt = c.prepare_cached(sql)?;
-            let mut rows = stmt.query((now, offset))?;
-            rows.next()?
-                .map(|r| {
-                    Ok((
-                        crate::sqlval::from_rusqlite(r.get(0)?),
-                        raw_flag(&crate::sqlval::from_rusqlite(r.get(1)?)),
-                    ))
-                })
-                .transpose()
-        })?;
+        let row = self.read_with(|db| db.nth_sorted_key(now, n, order == Order::Descending))?;
         row.map(|(key, raw)| self.state().disk.get(key.as_ref(), raw).map_err(Into::into))
             .transpose()
     }
@@ -708,26 +474,8 @@ impl<D: DiskFormat> Cache<D> {
         n: u64,
         order: Order,
     ) -> Result<Option<(K, V)>> {
-        // `+expire_time`: see `nth_sorted_key`.
-        let sql = if order == Order::Descending {
-            "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw FROM Cache \
-             WHERE +expire_time IS NULL OR +expire_time > ?1 \
-             ORDER BY key DESC, raw DESC LIMIT 1 OFFSET +?2"
-        } else {
-            "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw FROM Cache \
-             WHERE +expire_time IS NULL OR +expire_time > ?1 \
-             ORDER BY key ASC, raw ASC LIMIT 1 OFFSET +?2"
-        };
         let now = self.now();
-        let offset = i64::try_from(n).unwrap_or(i64::MAX);
-        let row = self.read_with(|c| {
-            let mut stmt = c.prepare_cached(sql).map_err(self.sql_err())?;
-            let mut rows = stmt.query((now, offset)).map_err(self.sql_err())?;
-            rows.next()
-                .map_err(self.sql_err())?
-                .map(item_row)
-                .transpose()
-        })?;
+        let row = self.read_with(|db| db.nth_sorted_item(now, n, order == Order::Descending))?;
         let Some((found, key, raw)) = row else {
             return Ok(None);
         };

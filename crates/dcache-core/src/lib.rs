@@ -26,6 +26,7 @@ mod entries;
 mod error;
 mod evict;
 mod iter;
+mod lookup;
 mod memoize;
 mod open;
 mod options;
@@ -34,7 +35,9 @@ mod queue;
 mod reserve;
 mod schema;
 mod settings;
+mod sql;
 mod sqlval;
+mod state;
 mod store;
 mod tag;
 

@@ -3,16 +3,15 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use dcache_disk::{DiskFormat, SqlValue};
 use rusqlite::{Connection, ErrorCode, OptionalExtension};
 
-use crate::conn::{self, Access, Connected, Pool, TxContext, WriterLock, map_err, retry_busy};
+use crate::conn::{self, Access, Connected, Op, Pool, TxContext, WriterLock, map_err};
 use crate::error::{Error, Result};
 use crate::schema;
 use crate::settings::{self, DEFAULT_SETTINGS, METADATA, Settings};
-use crate::sqlval::Bind;
 
 /// What opening found and decided.
 pub(crate) struct Opened<D> {
@@ -33,14 +32,13 @@ pub(crate) fn open_database<D: DiskFormat>(
     mut disk: D,
     read_only_requested: bool,
     writer: &Arc<WriterLock>,
-    timeout: std::time::Duration,
+    timeout: Duration,
 ) -> Result<Opened<D>> {
     let db_path = dir.join("cache.db");
-    let started = Instant::now();
-    let deadline = Some(started + timeout);
+    let op = Op::new(&db_path, Some(timeout));
 
     let (conn, access) = connect(dir, &db_path, read_only_requested)?;
-    let (conn, access, objects) = match list_objects(&conn, &db_path, deadline, started) {
+    let (conn, access, objects) = match list_objects(&conn, &op) {
         Ok(objects) => (conn, access, objects),
         // A WAL database in a directory we cannot write: SQLite needs the `-shm` file, which
         // it cannot create here. Read-only works if another process keeps `-shm` open;
@@ -48,14 +46,19 @@ pub(crate) fn open_database<D: DiskFormat>(
         Err(Error::Sqlite { .. } | Error::ReadOnly { .. })
             if db_path.exists() && !dir_writable(dir) =>
         {
-            fallback_read_only(&db_path, access, deadline, started)?
+            fallback_read_only(access, &op)?
         }
         Err(e) => return Err(e),
     };
     let read_only = access != Access::ReadWrite;
-    let (settings, page_size, first) = finish(
-        dir, &db_path, conn, &objects, explicit, &mut disk, read_only, writer, timeout,
-    )?;
+    let opening = Opening {
+        dir,
+        db_path: &db_path,
+        explicit,
+        writer,
+        timeout,
+    };
+    let (settings, page_size, first) = opening.finish(conn, &objects, &mut disk, read_only)?;
     Ok(Opened {
         settings,
         disk,
@@ -67,15 +70,11 @@ pub(crate) fn open_database<D: DiskFormat>(
 
 /// Reopens a database whose directory is not writable: read-only if that can read it, else
 /// immutable (see [`Access::Immutable`]).
-fn fallback_read_only(
-    db_path: &Path,
-    tried: Access,
-    deadline: Option<Instant>,
-    started: Instant,
-) -> Result<(Connected, Access, Objects)> {
+fn fallback_read_only(tried: Access, op: &Op<'_>) -> Result<(Connected, Access, Objects)> {
+    let db_path = op.db_path;
     if tried == Access::ReadWrite {
         let conn = Pool::connect(db_path, Access::ReadOnly)?;
-        if let Ok(objects) = list_objects(&conn, db_path, deadline, started) {
+        if let Ok(objects) = list_objects(&conn, op) {
             return Ok((conn, Access::ReadOnly, objects));
         }
     }
@@ -85,166 +84,169 @@ fn fallback_read_only(
         db_path.display()
     );
     let conn = Pool::connect(db_path, Access::Immutable)?;
-    let objects = list_objects(&conn, db_path, deadline, started)?;
+    let objects = list_objects(&conn, op)?;
     Ok((conn, Access::Immutable, objects))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn finish<D: DiskFormat>(
-    dir: &Path,
-    db_path: &Path,
-    conn: Connected,
-    objects: &Objects,
-    explicit: &BTreeMap<String, SqlValue>,
-    disk: &mut D,
-    read_only: bool,
-    writer: &Arc<WriterLock>,
-    timeout: std::time::Duration,
-) -> Result<(Settings, i64, Connected)> {
-    let started = Instant::now();
-    let deadline = Some(started + timeout);
-    check_foreign(db_path, objects)?;
-    if objects.tables.contains("Cache") {
-        check_cache_columns(&conn, db_path)?;
-    }
-    if objects.tables.contains("Settings") {
-        check_settings_columns(&conn, db_path)?;
-    }
+/// What an opening was asked for, once the database is connected.
+struct Opening<'a> {
+    dir: &'a Path,
+    db_path: &'a Path,
+    /// The settings the caller asked for.
+    explicit: &'a BTreeMap<String, SqlValue>,
+    writer: &'a Arc<WriterLock>,
+    /// How long the checks and writes below may wait for locks.
+    timeout: Duration,
+}
 
-    let stored = if objects.tables.contains("Settings") {
-        read_settings(&conn, db_path, deadline, started)?
-    } else {
-        BTreeMap::new()
-    };
-    if !objects.tables.contains("Cache") {
-        check_settings_names(db_path, objects, &stored)?;
-    }
-
-    // defaults < disk's own defaults < stored < explicit (python's precedence).
-    let mut effective: BTreeMap<String, SqlValue> = DEFAULT_SETTINGS
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.to_sql()))
-        .collect();
-    for (name, value) in disk.settings() {
-        effective.entry(format!("disk_{name}")).or_insert(value);
-    }
-    for (name, value) in stored
-        .iter()
-        .filter(|(k, _)| !METADATA.contains(&k.as_str()))
-    {
-        effective.insert(name.clone(), value.clone());
-    }
-    for (name, value) in explicit {
-        settings::validate(name, value)?;
-        effective.insert(name.clone(), value.clone());
-    }
-    let settings = Settings::from_map(effective).map_err(|e| match e {
-        Error::InvalidSetting {
-            name,
-            value,
-            reason,
-        } => Error::InvalidSetting {
-            reason: format!(
-                "{reason} (stored in {}; pass an explicit value to the builder to replace it)",
-                db_path.display()
-            ),
-            name,
-            value,
-        },
-        other => other,
-    })?;
-    for (name, value) in &settings.all {
-        if let Some(disk_name) = name.strip_prefix("disk_") {
-            disk.configure(disk_name, value.as_ref())?;
-        }
-    }
-
-    // What must be written: settings that differ, missing counters, missing schema objects.
-    let changed: Vec<(&String, &SqlValue)> = settings
-        .all
-        .iter()
-        .filter(|(k, v)| stored.get(*k) != Some(*v))
-        .collect();
-    let missing_metadata: Vec<&str> = METADATA
-        .iter()
-        .copied()
-        .filter(|m| !stored.contains_key(*m))
-        .collect();
-    let policy_index = settings.eviction_policy.index_name();
-    let schema_missing = !objects.tables.contains("Cache")
-        || schema::INDEXES
-            .iter()
-            .any(|(name, _)| !objects.indexes.contains(*name))
-        || schema::TRIGGERS
-            .iter()
-            .any(|(name, _)| !objects.triggers.contains(*name))
-        || policy_index.is_some_and(|i| !objects.indexes.contains(i))
-        || settings.tag_index != objects.indexes.contains(schema::TAG_INDEX);
-
-    if read_only {
-        if !objects.tables.contains("Cache") {
-            return Err(Error::ReadOnly {
-                path: dir.to_path_buf(),
-            });
-        }
-    } else {
-        apply_persistent_pragmas(
-            &conn,
+impl Opening<'_> {
+    /// Checks that the database is a cache, settles the settings (defaults < the disk's <
+    /// stored < explicit) and writes what differs: settings, counters, schema.
+    fn finish<D: DiskFormat>(
+        &self,
+        conn: Connected,
+        objects: &Objects,
+        disk: &mut D,
+        read_only: bool,
+    ) -> Result<(Settings, i64, Connected)> {
+        let Opening {
+            dir,
             db_path,
-            &settings,
-            objects.tables.is_empty(),
-            deadline,
-            started,
-        )?;
-        if !changed.is_empty() || !missing_metadata.is_empty() || schema_missing {
-            let pool = Pool::new(
-                db_path.to_path_buf(),
-                Access::ReadWrite,
-                crate::cache::pragmas_of(&settings, false),
-            );
-            let ctx = TxContext {
-                pool: &pool,
-                writer,
-                deadline,
-                started,
-            };
-            conn::write(&ctx, |tx| -> Result<()> {
-                let sql = tx.sql;
-                let exec = |s: &str| sql.execute_batch(s).map_err(|e| map_err(db_path, e));
-                exec(schema::CREATE_SETTINGS)?;
-                for (name, value) in &changed {
-                    sql.prepare_cached(schema::PUT_SETTING)
-                        .and_then(|mut s| s.execute((name.as_str(), Bind(value.as_ref()))))
-                        .map_err(|e| map_err(db_path, e))?;
-                }
-                for name in &missing_metadata {
-                    sql.prepare_cached(schema::PUT_METADATA)
-                        .and_then(|mut s| s.execute([name]))
-                        .map_err(|e| map_err(db_path, e))?;
-                }
-                exec(schema::CREATE_CACHE)?;
-                for (_, ddl) in schema::INDEXES {
-                    exec(ddl)?;
-                }
-                if let Some(ddl) = settings.eviction_policy.index_sql() {
-                    exec(ddl)?;
-                }
-                for (_, ddl) in schema::TRIGGERS {
-                    exec(ddl)?;
-                }
-                exec(if settings.tag_index {
-                    schema::CREATE_TAG_INDEX
-                } else {
-                    schema::DROP_TAG_INDEX
-                })
-            })?;
+            explicit,
+            writer,
+            timeout,
+        } = *self;
+        let op = Op::new(db_path, Some(timeout));
+        check_foreign(db_path, objects)?;
+        if objects.tables.contains("Cache") {
+            check_cache_columns(&conn, db_path)?;
         }
-    }
+        if objects.tables.contains("Settings") {
+            check_settings_columns(&conn, db_path)?;
+        }
 
-    let page_size: i64 = retry_busy(db_path, deadline, started, || {
-        conn.query_row("PRAGMA page_size", [], |r| r.get(0))
-    })?;
-    Ok((settings, page_size, conn))
+        let stored = if objects.tables.contains("Settings") {
+            read_settings(&conn, &op)?
+        } else {
+            BTreeMap::new()
+        };
+        if !objects.tables.contains("Cache") {
+            check_settings_names(db_path, objects, &stored)?;
+        }
+
+        // defaults < disk's own defaults < stored < explicit (python's precedence).
+        let mut effective: BTreeMap<String, SqlValue> = DEFAULT_SETTINGS
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.to_sql()))
+            .collect();
+        for (name, value) in disk.settings() {
+            effective.entry(format!("disk_{name}")).or_insert(value);
+        }
+        for (name, value) in stored
+            .iter()
+            .filter(|(k, _)| !METADATA.contains(&k.as_str()))
+        {
+            effective.insert(name.clone(), value.clone());
+        }
+        for (name, value) in explicit {
+            settings::validate(name, value)?;
+            effective.insert(name.clone(), value.clone());
+        }
+        let settings = Settings::from_map(effective).map_err(|e| match e {
+            Error::InvalidSetting {
+                name,
+                value,
+                reason,
+            } => Error::InvalidSetting {
+                reason: format!(
+                    "{reason} (stored in {}; pass an explicit value to the builder to replace it)",
+                    db_path.display()
+                ),
+                name,
+                value,
+            },
+            other => other,
+        })?;
+        for (name, value) in &settings.all {
+            if let Some(disk_name) = name.strip_prefix("disk_") {
+                disk.configure(disk_name, value.as_ref())?;
+            }
+        }
+
+        // What must be written: settings that differ, missing counters, missing schema objects.
+        let changed: Vec<(&String, &SqlValue)> = settings
+            .all
+            .iter()
+            .filter(|(k, v)| stored.get(*k) != Some(*v))
+            .collect();
+        let missing_metadata: Vec<&str> = METADATA
+            .iter()
+            .copied()
+            .filter(|m| !stored.contains_key(*m))
+            .collect();
+        let policy_index = settings.eviction_policy.index_name();
+        let schema_missing = !objects.tables.contains("Cache")
+            || schema::INDEXES
+                .iter()
+                .any(|(name, _)| !objects.indexes.contains(*name))
+            || schema::TRIGGERS
+                .iter()
+                .any(|(name, _)| !objects.triggers.contains(*name))
+            || policy_index.is_some_and(|i| !objects.indexes.contains(i))
+            || settings.tag_index != objects.indexes.contains(schema::TAG_INDEX);
+
+        if read_only {
+            if !objects.tables.contains("Cache") {
+                return Err(Error::ReadOnly {
+                    path: dir.to_path_buf(),
+                });
+            }
+        } else {
+            apply_persistent_pragmas(&conn, &settings, objects.tables.is_empty(), &op)?;
+            if !changed.is_empty() || !missing_metadata.is_empty() || schema_missing {
+                let pool = Pool::new(
+                    db_path.to_path_buf(),
+                    Access::ReadWrite,
+                    crate::cache::pragmas_of(&settings, false),
+                );
+                let ctx = TxContext {
+                    pool: &pool,
+                    writer,
+                    op,
+                };
+                conn::write(&ctx, |tx| -> Result<()> {
+                    let db = tx.db();
+                    let exec = |s: &str| db.execute_batch(s);
+                    exec(schema::CREATE_SETTINGS)?;
+                    for (name, value) in &changed {
+                        db.put_setting(name, value.as_ref())?;
+                    }
+                    for name in &missing_metadata {
+                        db.create_counter(name)?;
+                    }
+                    exec(schema::CREATE_CACHE)?;
+                    for (_, ddl) in schema::INDEXES {
+                        exec(ddl)?;
+                    }
+                    if let Some(ddl) = settings.eviction_policy.index_sql() {
+                        exec(ddl)?;
+                    }
+                    for (_, ddl) in schema::TRIGGERS {
+                        exec(ddl)?;
+                    }
+                    exec(if settings.tag_index {
+                        schema::CREATE_TAG_INDEX
+                    } else {
+                        schema::DROP_TAG_INDEX
+                    })
+                })?;
+            }
+        }
+
+        let page_size: i64 =
+            op.retry_busy(|| conn.query_row("PRAGMA page_size", [], |r| r.get(0)))?;
+        Ok((settings, page_size, conn))
+    }
 }
 
 /// Connects read-write (creating the directory), or read-only when asked or when the
@@ -362,13 +364,8 @@ struct Objects {
     triggers: std::collections::BTreeSet<String>,
 }
 
-fn list_objects(
-    conn: &Connection,
-    db_path: &Path,
-    deadline: Option<Instant>,
-    started: Instant,
-) -> Result<Objects> {
-    retry_busy(db_path, deadline, started, || {
+fn list_objects(conn: &Connection, op: &Op<'_>) -> Result<Objects> {
+    op.retry_busy(|| {
         let mut objects = Objects::default();
         let mut stmt = conn.prepare("SELECT type, name FROM sqlite_master")?;
         let mut rows = stmt.query([])?;
@@ -472,25 +469,22 @@ fn check_cache_columns(conn: &Connection, db_path: &Path) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn read_settings(
-    conn: &Connection,
-    db_path: &Path,
-    deadline: Option<Instant>,
-    started: Instant,
-) -> Result<BTreeMap<String, SqlValue>> {
-    let rows: Vec<(String, SqlValue)> = retry_busy(db_path, deadline, started, || {
-        let mut stmt = conn.prepare_cached("SELECT key, value FROM Settings")?;
-        let mut rows = stmt.query([])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let key: String = row.get(0)?;
-            out.push((key, row.get::<_, rusqlite::types::Value>(1)?));
-        }
-        Ok(out)
-    })?
-    .into_iter()
-    .map(|(k, v): (String, rusqlite::types::Value)| Ok((k, crate::sqlval::from_rusqlite(v))))
-    .collect::<Result<_>>()?;
+/// Every row of `Settings`, counters included.
+pub(crate) fn read_settings(conn: &Connection, op: &Op<'_>) -> Result<BTreeMap<String, SqlValue>> {
+    let rows: Vec<(String, SqlValue)> = op
+        .retry_busy(|| {
+            let mut stmt = conn.prepare_cached("SELECT key, value FROM Settings")?;
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let key: String = row.get(0)?;
+                out.push((key, row.get::<_, rusqlite::types::Value>(1)?));
+            }
+            Ok(out)
+        })?
+        .into_iter()
+        .map(|(k, v): (String, rusqlite::types::Value)| Ok((k, crate::sqlval::from_rusqlite(v))))
+        .collect::<Result<_>>()?;
     Ok(rows.into_iter().collect())
 }
 
@@ -498,43 +492,27 @@ pub(crate) fn read_settings(
 /// differ, and `auto_vacuum` only before tables exist (SQLite ignores it afterwards).
 fn apply_persistent_pragmas(
     conn: &Connection,
-    db_path: &Path,
     settings: &Settings,
     empty: bool,
-    deadline: Option<Instant>,
-    started: Instant,
+    op: &Op<'_>,
 ) -> Result<()> {
     if empty {
-        let current: i64 = retry_busy(db_path, deadline, started, || {
-            conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
-        })?;
+        let current: i64 =
+            op.retry_busy(|| conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0)))?;
         if current != settings.sqlite_auto_vacuum {
-            retry_busy(db_path, deadline, started, || {
-                conn.pragma_update(None, "auto_vacuum", settings.sqlite_auto_vacuum)
-            })?;
+            op.retry_busy(|| conn.pragma_update(None, "auto_vacuum", settings.sqlite_auto_vacuum))?;
         }
     }
-    set_journal_mode(
-        conn,
-        db_path,
-        &settings.sqlite_journal_mode,
-        deadline,
-        started,
-    )
+    set_journal_mode(conn, op, &settings.sqlite_journal_mode)
 }
 
-pub(crate) fn set_journal_mode(
-    conn: &Connection,
-    db_path: &Path,
-    mode: &str,
-    deadline: Option<Instant>,
-    started: Instant,
-) -> Result<()> {
-    let current: String = retry_busy(db_path, deadline, started, || {
-        conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))
-    })?;
+/// Switches the journal mode to `mode` unless it is already in effect.
+pub(crate) fn set_journal_mode(conn: &Connection, op: &Op<'_>, mode: &str) -> Result<()> {
+    let db_path = op.db_path;
+    let current: String =
+        op.retry_busy(|| conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)))?;
     if !current.eq_ignore_ascii_case(mode) {
-        let now: Option<String> = retry_busy(db_path, deadline, started, || {
+        let now: Option<String> = op.retry_busy(|| {
             conn.query_row(&format!("PRAGMA journal_mode = {mode}"), [], |r| r.get(0))
                 .optional()
         })?;

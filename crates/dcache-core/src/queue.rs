@@ -6,17 +6,18 @@ use dcache_disk::{DbKey, DiskFormat, SqlRef, SqlValue, Stored};
 use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
 
-use crate::cache::{Cache, Columns, Found};
+use crate::cache::Cache;
 use crate::conn::Tx;
 use crate::error::{Error, Result};
 use crate::options::{Entry, SetOptions};
-use crate::sqlval::Bind;
+use crate::sql::{Columns, ItemRow, QueueRow, Shift};
+use crate::state::State;
 use crate::tag::Tag;
 
 /// The first key of an empty queue (python's `500000000000000`).
 pub const QUEUE_START: i64 = 500_000_000_000_000;
 /// Queue keys lie strictly between 0 and this (15 digits).
-const QUEUE_MAX: i64 = 999_999_999_999_999;
+pub(crate) const QUEUE_MAX: i64 = 999_999_999_999_999;
 
 /// Which end of a queue an operation works on.
 ///
@@ -124,28 +125,9 @@ fn bounds(prefix: Option<&str>) -> (SqlValue, SqlValue) {
     match prefix {
         None => (SqlValue::Integer(0), SqlValue::Integer(QUEUE_MAX)),
         Some(p) => (
-            SqlValue::Text(format!("{p}-000000000000000")),
-            SqlValue::Text(format!("{p}-999999999999999")),
+            SqlValue::Text(format!("{p}-{:015}", 0)),
+            SqlValue::Text(format!("{p}-{QUEUE_MAX}")),
         ),
-    }
-}
-
-fn select_end(side: Side, with_value: bool) -> &'static str {
-    match (side, with_value) {
-        (Side::Back, false) => {
-            "SELECT key FROM Cache WHERE ?1 < key AND key < ?2 AND raw = 1 ORDER BY key DESC LIMIT 1"
-        }
-        (Side::Front, false) => {
-            "SELECT key FROM Cache WHERE ?1 < key AND key < ?2 AND raw = 1 ORDER BY key ASC LIMIT 1"
-        }
-        (Side::Back, true) => {
-            "SELECT rowid, expire_time, tag, mode, filename, value, size, key FROM Cache \
-             WHERE ?1 < key AND key < ?2 AND raw = 1 ORDER BY key DESC LIMIT 1"
-        }
-        (Side::Front, true) => {
-            "SELECT rowid, expire_time, tag, mode, filename, value, size, key FROM Cache \
-             WHERE ?1 < key AND key < ?2 AND raw = 1 ORDER BY key ASC LIMIT 1"
-        }
     }
 }
 
@@ -215,16 +197,7 @@ impl<D: DiskFormat> Cache<D> {
         let (lo, hi) = bounds(prefix.as_deref());
         let new_file = stored.filename.clone();
         let result = self.write(|tx| {
-            let last: Option<SqlValue> = tx
-                .sql
-                .prepare_cached(select_end(side, false))
-                .and_then(|mut s| {
-                    let mut rows = s.query((Bind(lo.as_ref()), Bind(hi.as_ref())))?;
-                    rows.next()?
-                        .map(|r| r.get(0).map(crate::sqlval::from_rusqlite))
-                        .transpose()
-                })
-                .map_err(self.sql_err())?;
+            let last = tx.db().queue_end_key(side, lo.as_ref(), hi.as_ref())?;
             let num = match last {
                 None => QUEUE_START,
                 Some(k) => {
@@ -300,25 +273,11 @@ impl<D: DiskFormat> Cache<D> {
         self.write(|tx| {
             loop {
                 let now = self.now();
-                let row = {
-                    let mut stmt = tx
-                        .sql
-                        .prepare_cached(select_end(side, true))
-                        .map_err(self.sql_err())?;
-                    let mut rows = stmt
-                        .query((Bind(lo.as_ref()), Bind(hi.as_ref())))
-                        .map_err(self.sql_err())?;
-                    match rows.next().map_err(self.sql_err())? {
-                        None => return Ok(None),
-                        Some(r) => {
-                            let found = Found::from_row(r)?;
-                            let key =
-                                crate::sqlval::sql_value(r.get_ref(7).map_err(self.sql_err())?)?;
-                            (found, key)
-                        }
-                    }
+                let Some(QueueRow { row: found, key }) =
+                    tx.db().queue_end_row(side, lo.as_ref(), hi.as_ref())?
+                else {
+                    return Ok(None);
                 };
-                let (found, key) = row;
                 let expired = found.expire_time.is_some_and(|t| t < now);
                 if expired {
                     self.delete_rowid(tx, found.rowid, found.filename.clone())?;
@@ -398,27 +357,16 @@ impl<D: DiskFormat> Cache<D> {
         remove: bool,
     ) -> Result<Option<(K, Entry<V>)>> {
         let state = self.state();
-        let sql = if last {
-            "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw FROM Cache ORDER BY rowid DESC LIMIT 1"
-        } else {
-            "SELECT rowid, expire_time, tag, mode, filename, value, size, key, raw FROM Cache ORDER BY rowid ASC LIMIT 1"
-        };
         self.write(|tx| {
             loop {
                 let now = self.now();
-                let (found, key, raw) = {
-                    let mut stmt = tx.sql.prepare_cached(sql).map_err(self.sql_err())?;
-                    let mut rows = stmt.query([]).map_err(self.sql_err())?;
-                    match rows.next().map_err(self.sql_err())? {
-                        None => return Ok(None),
-                        Some(r) => (
-                            Found::from_row(r)?,
-                            crate::sqlval::sql_value(r.get_ref(7).map_err(self.sql_err())?)?,
-                            crate::sqlval::raw_flag(&crate::sqlval::from_rusqlite(
-                                r.get(8).map_err(self.sql_err())?,
-                            )),
-                        ),
-                    }
+                let Some(ItemRow {
+                    row: found,
+                    key,
+                    raw,
+                }) = tx.db().end_item(last)?
+                else {
+                    return Ok(None);
                 };
                 if found.expire_time.is_some_and(|t| t < now) {
                     self.delete_rowid(tx, found.rowid, found.filename.clone())?;
@@ -452,7 +400,7 @@ impl<D: DiskFormat> Cache<D> {
     fn insert_entry(
         &self,
         tx: &Tx<'_>,
-        state: &crate::cache::State<D>,
+        state: &State<D>,
         key: &DbKey,
         stored: &Stored,
         opts: &SetOptions,
@@ -471,7 +419,7 @@ impl<D: DiskFormat> Cache<D> {
             tag: opts.tag.as_ref().map_or(SqlRef::Null, Tag::as_sql),
             stored: stored.as_ref(),
         };
-        self.insert_row(tx, key, now, &columns)?;
+        tx.db().insert_row(key, now, &columns)?;
         self.cull_in_tx(tx, state, now, state.settings.cull_limit)
     }
 }
@@ -519,9 +467,10 @@ impl<D: DiskFormat> Cache<D> {
         let from_back = steps > 0;
         self.write(|tx| {
             let mut k = steps.unsigned_abs();
-            let mut edge = self.queue_nth(tx, k - 1, from_back)?;
+            let db = tx.db();
+            let mut edge = db.queue_nth(k - 1, from_back)?;
             if edge.is_none() {
-                let len = self.queue_len(tx)?;
+                let len = db.queue_len()?;
                 if len == 0 {
                     return Ok(());
                 }
@@ -529,40 +478,28 @@ impl<D: DiskFormat> Cache<D> {
                 if k == 0 {
                     return Ok(());
                 }
-                edge = self.queue_nth(tx, k - 1, from_back)?;
+                edge = db.queue_nth(k - 1, from_back)?;
             }
-            let (Some(edge), Some(front), Some(back)) = (
-                edge,
-                self.queue_nth(tx, 0, false)?,
-                self.queue_nth(tx, 0, true)?,
-            ) else {
+            let (Some(edge), Some(front), Some(back)) =
+                (edge, db.queue_nth(0, false)?, db.queue_nth(0, true)?)
+            else {
                 return Ok(());
             };
             let (edge, front, back) = (int_key(&edge)?, int_key(&front)?, int_key(&back)?);
             // Keys lie in (0, QUEUE_MAX): none of this overflows.
             let span = back - front + 1;
-            let (sql, bound) = if from_back {
+            let shift = if from_back {
                 if edge - span <= 0 {
                     return Err(Error::QueueExhausted);
                 }
-                (
-                    "UPDATE Cache SET key = key - ?1 WHERE raw = 1 AND ?2 <= key AND key < 999999999999999",
-                    edge,
-                )
+                Shift::DownFrom { bound: edge, span }
             } else {
                 if edge + span >= QUEUE_MAX {
                     return Err(Error::QueueExhausted);
                 }
-                (
-                    "UPDATE Cache SET key = key + ?1 WHERE raw = 1 AND 0 < key AND key <= ?2",
-                    edge,
-                )
+                Shift::UpTo { bound: edge, span }
             };
-            tx.sql
-                .prepare_cached(sql)
-                .and_then(|mut s| s.execute((span, bound)))
-                .map_err(self.sql_err())?;
-            Ok(())
+            db.shift_queue(shift)
         })
     }
 
@@ -592,8 +529,8 @@ impl<D: DiskFormat> Cache<D> {
     /// ```
     pub fn reverse_queue(&self) -> Result<()> {
         self.write(|tx| {
-            let (Some(front), Some(back)) =
-                (self.queue_nth(tx, 0, false)?, self.queue_nth(tx, 0, true)?)
+            let db = tx.db();
+            let (Some(front), Some(back)) = (db.queue_nth(0, false)?, db.queue_nth(0, true)?)
             else {
                 return Ok(());
             };
@@ -603,66 +540,16 @@ impl<D: DiskFormat> Cache<D> {
             // then shift them back: the unique index on (key, raw) is checked row by row.
             // Above the back: back..front become back + 1..back + span, then shift down.
             // Else below the front: back..front become front - span..front - 1, shift up.
-            let (mirror, shift, bound) = if back + span < QUEUE_MAX {
-                (
-                    2 * back + 1,
-                    "UPDATE Cache SET key = key - ?1 WHERE raw = 1 AND ?2 < key AND key < 999999999999999",
-                    back,
-                )
+            let (mirror, shift) = if back + span < QUEUE_MAX {
+                (2 * back + 1, Shift::DownAbove { bound: back, span })
             } else if front - span > 0 {
-                (
-                    2 * front - 1,
-                    "UPDATE Cache SET key = key + ?1 WHERE raw = 1 AND 0 < key AND key < ?2",
-                    front,
-                )
+                (2 * front - 1, Shift::UpBelow { bound: front, span })
             } else {
                 return Err(Error::QueueExhausted);
             };
-            let err = self.sql_err();
-            tx.sql
-                .prepare_cached(
-                    "UPDATE Cache SET key = ?1 - key WHERE raw = 1 AND 0 < key AND key < 999999999999999",
-                )
-                .and_then(|mut s| s.execute([mirror]))
-                .map_err(&err)?;
-            tx.sql
-                .prepare_cached(shift)
-                .and_then(|mut s| s.execute((span, bound)))
-                .map_err(&err)?;
-            Ok(())
+            db.mirror_queue(mirror)?;
+            db.shift_queue(shift)
         })
-    }
-
-    /// The `n`-th key of the unprefixed queue from the front (or the back).
-    fn queue_nth(&self, tx: &Tx<'_>, n: u64, from_back: bool) -> Result<Option<SqlValue>> {
-        let sql = if from_back {
-            "SELECT key FROM Cache WHERE raw = 1 AND 0 < key AND key < 999999999999999 \
-             ORDER BY key DESC LIMIT 1 OFFSET +?1"
-        } else {
-            "SELECT key FROM Cache WHERE raw = 1 AND 0 < key AND key < 999999999999999 \
-             ORDER BY key ASC LIMIT 1 OFFSET +?1"
-        };
-        let offset = i64::try_from(n).unwrap_or(i64::MAX);
-        tx.sql
-            .prepare_cached(sql)
-            .and_then(|mut s| {
-                let mut rows = s.query([offset])?;
-                rows.next()?
-                    .map(|r| r.get(0).map(crate::sqlval::from_rusqlite))
-                    .transpose()
-            })
-            .map_err(self.sql_err())
-    }
-
-    /// The number of items in the unprefixed queue.
-    fn queue_len(&self, tx: &Tx<'_>) -> Result<u64> {
-        tx.sql
-            .prepare_cached(
-                "SELECT COUNT(*) FROM Cache WHERE raw = 1 AND 0 < key AND key < 999999999999999",
-            )
-            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
-            .map(|n| u64::try_from(n).unwrap_or(0))
-            .map_err(self.sql_err())
     }
 }
 

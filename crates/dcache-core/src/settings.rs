@@ -258,7 +258,8 @@ pub(crate) fn validate(name: &str, value: &SqlValue) -> Result<()> {
 pub(crate) fn parse_i64(name: &str, v: SqlRef<'_>) -> Result<i64> {
     match v {
         SqlRef::Integer(i) => Ok(i),
-        SqlRef::Real(f) if f.fract() == 0.0 && f.abs() < 9.0e18 => Ok(f as i64),
+        SqlRef::Real(f) => dcache_disk::integral_i64(f)
+            .ok_or_else(|| Error::invalid_setting(name, v, "expected an integer")),
         _ => Err(Error::invalid_setting(name, v, "expected an integer")),
     }
 }
