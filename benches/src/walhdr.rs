@@ -26,6 +26,9 @@
 //! then copy 1, and believes them only when they are byte-for-byte equal, initialised, and the
 //! checksum matches. [`parse`] applies exactly that rule and answers [`Unknown`] otherwise: a
 //! caller then falls back to asking SQLite (which takes its read lock and settles the header).
+//! One `pread` copies the bytes in ascending address order, copy 0 before copy 1, the order
+//! SQLite's reader uses, so a read racing a writer sees either an old copy 0 (the copies then
+//! differ, or are both old) or a new copy 0 after a new copy 1: never a mix that passes.
 //!
 //! Whatever commits (this process, another, python-diskcache), the header changes: `iChange`,
 //! `mxFrame` and the checksums move on every commit, and a WAL restart (after a full
