@@ -6,8 +6,11 @@
 //! - `soak`: the reliability suites at full size (`docs/reliability.md`).
 //! - `bench [--quick]`: runs the benchmarks of docs/benchmarks.md (dcache, the SQLite floors,
 //!   python-diskcache) and writes the report, the table and the chart (see `bench.rs`).
+//! - `msrv`: the workspace against its `rust-version` (`cargo +<msrv> check`, or, without that
+//!   toolchain, a loud notice and the checks possible without it; see `msrv.rs`).
 
 mod bench;
+mod msrv;
 mod soak;
 mod tidy;
 
@@ -15,7 +18,7 @@ use std::process::ExitCode;
 
 fn usage() -> String {
     format!(
-        "usage: cargo xtask <command>\n\ncommands:\n  tidy    check repository rules\n  bench   run the benchmarks (dcache, SQLite floors, python-diskcache) [--quick]\n  {}",
+        "usage: cargo xtask <command>\n\ncommands:\n  tidy    check repository rules\n  bench   run the benchmarks (dcache, SQLite floors, python-diskcache) [--quick]\n  msrv    check the workspace against its rust-version [--no-install]\n  {}",
         soak::USAGE
     )
 }
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
             }
         },
         Some("soak") => soak::soak(&tidy::workspace_root(), &args[1..]),
+        Some("msrv") => msrv::run(&tidy::workspace_root(), &args[1..]),
         Some("bench") => match bench::run(&args[1..]) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

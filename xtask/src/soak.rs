@@ -99,6 +99,8 @@ pub(crate) fn soak(root: &Path, args: &[String]) -> ExitCode {
             args: vec![
                 "test",
                 "--release",
+                // Some suites run the optional disks (`required-features`).
+                "--all-features",
                 "-p",
                 "dcache",
                 "--test",
@@ -137,6 +139,7 @@ pub(crate) fn soak(root: &Path, args: &[String]) -> ExitCode {
             args: vec![
                 "test",
                 "--release",
+                "--all-features",
                 "-p",
                 "dcache-disk",
                 "--test",

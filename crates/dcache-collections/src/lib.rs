@@ -53,7 +53,9 @@
 //!
 //! # Crate features
 //!
-//! None.
+//! - `bundled` (default): SQLite compiled from source, through dcache-core. Without it the
+//!   system's libsqlite3 is linked; see dcache-core's crate docs for the versions it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod deque;
 mod error;

@@ -891,7 +891,7 @@ impl<D: DiskFormat> Cache<D> {
     ///
     /// `get::<Vec<u8>>`, `Box<[u8]>`, `bytes::Bytes` and `serde_bytes::ByteBuf` take the
     /// bytes read from the value file whole, as fast as reading the file
-    /// (`docs/benchmarks.md`, `get_large`); [`read`](Self::read) streams them.
+    /// ([docs/benchmarks.md](https://github.com/dcache-rs/dcache/blob/main/docs/benchmarks.md), `get_large`); [`read`](Self::read) streams them.
     ///
     /// # Errors
     ///
@@ -918,7 +918,7 @@ impl<D: DiskFormat> Cache<D> {
     }
 
     /// The bytes of a bytes value (inline or in a file), without serde: as fast as
-    /// `get::<Vec<u8>>` (a plain file read for a 1 MiB value, `docs/benchmarks.md`:
+    /// `get::<Vec<u8>>` (a plain file read for a 1 MiB value, [docs/benchmarks.md](https://github.com/dcache-rs/dcache/blob/main/docs/benchmarks.md):
     /// `get_large_bytes`), and an error rather than a conversion for a value that is not
     /// bytes (a pickled python list of small integers reads as a `Vec<u8>`).
     ///

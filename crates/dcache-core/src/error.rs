@@ -230,6 +230,21 @@ pub enum Error {
         limit: usize,
     },
 
+    /// The SQLite library linked into the program is older than the SQL dcache runs needs
+    /// (table-valued pragma functions, SQLite 3.16.0). Only a build without the `bundled`
+    /// feature links the system's SQLite; the bundled one is always new enough.
+    #[error(
+        "the linked SQLite is {found}; dcache needs SQLite {needed} or newer: build with \
+         dcache's default `bundled` feature (SQLite compiled in) or upgrade the system's \
+         libsqlite3"
+    )]
+    SqliteTooOld {
+        /// The linked SQLite's version (`sqlite3_libversion`).
+        found: String,
+        /// The oldest version dcache supports.
+        needed: &'static str,
+    },
+
     /// An I/O error on the cache directory.
     #[error("I/O error on {}: {source}", path.display())]
     Io {

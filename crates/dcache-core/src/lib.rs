@@ -16,7 +16,19 @@
 //!
 //! # Crate features
 //!
-//! None.
+//! - `bundled` (default): SQLite compiled from source (rusqlite's `bundled`), so no system
+//!   library is needed. Without it the system's libsqlite3 is linked, which must be 3.16.0 or
+//!   newer for dcache's SQL (table-valued pragma functions; opening a cache with an older one
+//!   is [`Error::SqliteTooOld`]) and as new as the rusqlite in the build needs to link:
+//!   rusqlite 0.41 needs SQLite 3.44, 0.37 and older 3.14. dcache accepts rusqlite 0.29 to
+//!   0.41, so it shares one `libsqlite3-sys` with sqlx or another rusqlite user; with an
+//!   older system SQLite (Debian 12 ships 3.40), `cargo update -p rusqlite --precise 0.37.0`.
+//!   An SQLite built with `SQLITE_DQS=0` cannot run the triggers of python-diskcache's schema
+//!   (they compare with double-quoted strings).
+//! - `json`: the [`JsonDisk`] re-export (dcache-disk's `json`).
+//! - `msgpack`: the [`MsgpackDisk`] re-export, and reading MessagePack (mode 5) values with
+//!   any disk (dcache-disk's `msgpack`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache;
 mod check;
@@ -56,4 +68,10 @@ pub use settings::{DEFAULT_SETTINGS, DefaultValue, EvictionPolicy, METADATA, Set
 pub use store::{Storage, Update};
 pub use tag::Tag;
 
-pub use dcache_disk::{self as disk, Disk, DiskFormat, JsonDisk, MsgpackDisk, SqlValue, Value};
+#[cfg(feature = "json")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
+pub use dcache_disk::JsonDisk;
+#[cfg(feature = "msgpack")]
+#[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
+pub use dcache_disk::MsgpackDisk;
+pub use dcache_disk::{self as disk, Disk, DiskFormat, SqlValue, Value};

@@ -13,6 +13,23 @@ use crate::error::{Error, Result};
 use crate::schema;
 use crate::settings::{self, DEFAULT_SETTINGS, METADATA, Settings};
 
+/// The oldest SQLite dcache's SQL runs on, as `sqlite3_libversion_number` counts: 3.16.0,
+/// which added the table-valued pragma functions (`pragma_page_count()` in the `volume`
+/// query). Everything else is older: WAL 3.7.0, `wal_checkpoint(TRUNCATE)` 3.8.8; no
+/// `RETURNING`, upsert, window functions or JSON operators are used.
+const MIN_SQLITE_VERSION: (i32, &str) = (3_016_000, "3.16.0");
+
+/// Refuses an SQLite older than [`MIN_SQLITE_VERSION`] (possible only without `bundled`).
+fn check_sqlite_version(number: i32, text: &str) -> Result<()> {
+    if number < MIN_SQLITE_VERSION.0 {
+        return Err(Error::SqliteTooOld {
+            found: text.to_owned(),
+            needed: MIN_SQLITE_VERSION.1,
+        });
+    }
+    Ok(())
+}
+
 /// What opening found and decided.
 pub(crate) struct Opened<D> {
     pub(crate) settings: Settings,
@@ -34,6 +51,7 @@ pub(crate) fn open_database<D: DiskFormat>(
     writer: &Arc<WriterLock>,
     timeout: Duration,
 ) -> Result<Opened<D>> {
+    check_sqlite_version(rusqlite::version_number(), rusqlite::version())?;
     let db_path = dir.join("cache.db");
     let op = Op::new(&db_path, Some(timeout));
 
@@ -524,4 +542,25 @@ pub(crate) fn set_journal_mode(conn: &Connection, op: &Op<'_>, mode: &str) -> Re
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_linked_sqlite_is_new_enough_and_an_older_one_is_refused() {
+        check_sqlite_version(rusqlite::version_number(), rusqlite::version()).unwrap();
+        check_sqlite_version(3_016_000, "3.16.0").unwrap();
+        let err = check_sqlite_version(3_015_002, "3.15.2").unwrap_err();
+        assert!(matches!(
+            &err,
+            Error::SqliteTooOld { found, needed: "3.16.0" } if found == "3.15.2"
+        ));
+        let message = err.to_string();
+        assert!(
+            message.contains("3.15.2") && message.contains("`bundled`"),
+            "{message}"
+        );
+    }
 }

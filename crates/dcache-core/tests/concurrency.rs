@@ -14,6 +14,7 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 fn cache_is_send_sync_clone() {
     fn check<T: Send + Sync + Clone + 'static>() {}
     check::<Cache>();
+    #[cfg(feature = "msgpack")]
     check::<Cache<dcache_core::MsgpackDisk>>();
 }
 

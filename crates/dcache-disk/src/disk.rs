@@ -1,6 +1,7 @@
 //! The built-in disks: [`Disk`], [`MsgpackDisk`] and [`JsonDisk`].
 
 use std::borrow::Cow;
+#[cfg(feature = "json")]
 use std::io::{Read, Write};
 
 use serde::{Serialize, de::DeserializeOwned};
@@ -11,9 +12,11 @@ use crate::error::{Error, Format, Result};
 use crate::files::FileStore;
 use crate::format::{DiskFormat, Mode, Stored, StoredRef};
 use crate::known;
+use crate::pickle;
 use crate::sql::{DbKey, SqlRef, SqlValue, integral_i64};
-use crate::value::{Value, from_value};
-use crate::{pickle, pyjson};
+use crate::value::Value;
+#[cfg(feature = "json")]
+use crate::{pyjson, value::from_value};
 
 /// python-diskcache's `disk_min_file_size` default: values this large (bytes, or characters
 /// for text) go to files.
@@ -285,10 +288,17 @@ fn fetch_common<V: DeserializeOwned>(stored: StoredRef<'_>, files: &FileStore) -
             (None, SqlRef::Blob(b)) => pickle::from_slice(b),
             _ => pickle::from_slice(&stored_bytes(stored, files)?),
         },
+        #[cfg(feature = "msgpack")]
         Mode::MSGPACK => match (stored.filename, stored.value) {
             (None, SqlRef::Blob(b)) => msgpack_decode(b),
             _ => msgpack_decode(&stored_bytes(stored, files)?),
         },
+        #[cfg(not(feature = "msgpack"))]
+        Mode::MSGPACK => Err(Error::decode(
+            Format::MessagePack,
+            "a MessagePack (mode 5) value, written by MsgpackDisk: enable dcache's `msgpack` \
+             feature to read it",
+        )),
         Mode(other) => Err(Error::UnknownMode {
             mode: i64::from(other),
         }),
@@ -374,6 +384,7 @@ fn get_value_common(key: SqlRef<'_>, raw: bool) -> Result<Value> {
 ///
 /// Nesting is limited to pickle's depth (256): rmp-serde's default (1024) lets serde recurse
 /// deep enough to overflow a thread's 2 MiB stack, which aborts the process.
+#[cfg(feature = "msgpack")]
 fn msgpack_decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V> {
     let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
     de.set_max_depth(pickle::MAX_DEPTH);
@@ -385,6 +396,7 @@ fn msgpack_decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V> {
 
 /// Recovers the structure of serde's default `invalid type`/`invalid value` messages, which
 /// rmp-serde flattens into strings.
+#[cfg(feature = "msgpack")]
 fn serde_message_error(msg: &str) -> Error {
     for prefix in ["invalid type: ", "invalid value: "] {
         if let Some((found, expected)) = msg
@@ -425,11 +437,14 @@ fn serde_message_error(msg: &str) -> Error {
 /// assert_eq!(disk.fetch::<Point>(stored.as_ref(), &files)?, Point { x: 1, y: 2 });
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[cfg(feature = "msgpack")]
+#[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MsgpackDisk {
     disk: Disk,
 }
 
+#[cfg(feature = "msgpack")]
 impl MsgpackDisk {
     /// A MessagePack disk with python-diskcache's defaults for files and keys.
     #[must_use]
@@ -445,6 +460,7 @@ impl MsgpackDisk {
     }
 }
 
+#[cfg(feature = "msgpack")]
 impl DiskFormat for MsgpackDisk {
     fn put<K: Serialize + ?Sized>(&self, key: &K) -> Result<DbKey> {
         self.disk.put(key)
@@ -490,6 +506,7 @@ impl DiskFormat for MsgpackDisk {
     }
 }
 
+#[cfg(feature = "msgpack")]
 fn msgpack_encode<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>> {
     rmp_serde::to_vec_named(value).map_err(|e| match e {
         rmp_serde::encode::Error::Syntax(msg) => Error::Serde(msg),
@@ -522,12 +539,15 @@ fn msgpack_encode<V: Serialize + ?Sized>(value: &V) -> Result<Vec<u8>> {
 /// assert_eq!(disk.fetch::<Vec<i32>>(stored.as_ref(), &files)?, [1, 2, 3]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[cfg(feature = "json")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsonDisk {
     min_file_size: u64,
     compress_level: u32,
 }
 
+#[cfg(feature = "json")]
 impl Default for JsonDisk {
     fn default() -> Self {
         JsonDisk {
@@ -537,6 +557,7 @@ impl Default for JsonDisk {
     }
 }
 
+#[cfg(feature = "json")]
 impl JsonDisk {
     /// A JSON disk with python's defaults (compress level 1, `min_file_size` 32768).
     #[must_use]
@@ -605,6 +626,7 @@ impl JsonDisk {
     }
 }
 
+#[cfg(feature = "json")]
 impl DiskFormat for JsonDisk {
     fn put<K: Serialize + ?Sized>(&self, key: &K) -> Result<DbKey> {
         let json = pyjson::to_vec(key)?;
@@ -712,6 +734,7 @@ fn check_protocol(protocol: i64) -> Result<u8> {
     }
 }
 
+#[cfg(feature = "json")]
 fn check_level(level: i64) -> Result<u32> {
     match level {
         // zlib's -1 is its default level, 6.
@@ -722,5 +745,29 @@ fn check_level(level: i64) -> Result<u32> {
             SqlRef::Integer(level),
             "zlib levels are -1 to 9",
         )),
+    }
+}
+
+#[cfg(all(test, not(feature = "msgpack")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_msgpack_value_without_the_feature_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = FileStore::new(dir.path());
+        // MessagePack's positive fixint 1.
+        let stored = StoredRef {
+            size: 0,
+            mode: Mode::MSGPACK,
+            filename: None,
+            value: SqlRef::Blob(&[0x01]),
+        };
+        let err = Disk::new().fetch::<i64>(stored, &files).unwrap_err();
+        assert!(
+            matches!(&err, Error::Decode { format: Format::MessagePack, reason } if reason.contains("`msgpack` feature")),
+            "{err:?}"
+        );
+        assert!(Disk::new().fetch_value(stored, &files).is_err());
     }
 }

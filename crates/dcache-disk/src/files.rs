@@ -227,6 +227,8 @@ impl FileStore {
 
     /// Maps a value file into memory, checking its size first.
     ///
+    /// Needs the `mmap` feature.
+    ///
     /// Use this only for files no process truncates while the map lives: reading a mapped page
     /// past the end of a truncated file kills the process with `SIGBUS`. dcache never truncates a
     /// value file (a replaced value gets a new file), but another program could.
@@ -234,6 +236,8 @@ impl FileStore {
     /// # Errors
     ///
     /// As [`open`](Self::open), plus [`Error::Io`] if mapping fails.
+    #[cfg(feature = "mmap")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mmap")))]
     pub fn map(&self, relpath: &str, expected_size: u64) -> Result<memmap2::Mmap> {
         let file = self.open(relpath, expected_size)?;
         // SAFETY: the map is read-only and the caller is told (above) that truncating the
@@ -889,7 +893,9 @@ mod tests {
         let (b, n) = files.write_from(&mut &b"streamed"[..])?;
         assert_eq!(n, 8);
         assert_eq!(files.read(&a, 3)?, b"aaa");
+        #[cfg(feature = "mmap")]
         assert_eq!(&files.map(&b, 8)?[..], b"streamed");
+        assert_eq!(files.read(&b, 8)?, b"streamed");
         assert!(matches!(
             files.read(&a, 4),
             Err(Error::SizeMismatch {

@@ -42,7 +42,14 @@
 //!
 //! # Crate features
 //!
-//! None. zlib is built from source (statically) so JSON keys match CPython's bytes exactly.
+//! None is on by default; the `dcache` crate forwards each of them.
+//!
+//! - `json`: [`JsonDisk`]. Builds zlib from C source (statically, through `libz-sys`), so JSON
+//!   keys match CPython's bytes exactly.
+//! - `msgpack`: [`MsgpackDisk`]; without it, a MessagePack (mode 5) value read with [`Disk`]
+//!   is an [`Error::Decode`] that names the feature.
+//! - `mmap`: [`FileStore::map`], a value file mapped into memory (`memmap2`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod classify;
 mod de;
@@ -60,10 +67,11 @@ mod value;
 
 pub use classify::{Primitive, classify};
 pub use de::{SqlDeserializer, from_sql};
-pub use disk::{
-    DEFAULT_COMPRESS_LEVEL, DEFAULT_MIN_FILE_SIZE, DEFAULT_PICKLE_PROTOCOL, Disk, JsonDisk,
-    MsgpackDisk,
-};
+#[cfg(feature = "json")]
+pub use disk::JsonDisk;
+#[cfg(feature = "msgpack")]
+pub use disk::MsgpackDisk;
+pub use disk::{DEFAULT_COMPRESS_LEVEL, DEFAULT_MIN_FILE_SIZE, DEFAULT_PICKLE_PROTOCOL, Disk};
 pub use error::{Error, Format, Result};
 pub use files::{DEFAULT_MAX_READ, FileStore};
 pub use format::{DiskFormat, Mode, Stored, StoredRef};

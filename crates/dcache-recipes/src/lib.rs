@@ -108,11 +108,15 @@
 //!
 //! # Crate features
 //!
+//! - `bundled` (default): SQLite compiled from source, through dcache-core. Without it the
+//!   system's libsqlite3 is linked; see dcache-core's crate docs for the versions it needs.
 //! - `tokio`: the [`future`] module (and `dcache_sync`'s).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod barrier;
 mod error;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod future;
 mod stampede;
 mod throttle;

@@ -53,7 +53,7 @@
 //! waiters on the same key: a release in this process wakes them at once. A release in another
 //! process is noticed by the next look; the pause between looks grows from about 100 µs to
 //! 5 ms, with jitter, so a hand-off between processes takes a few milliseconds at most
-//! (the benches crate's `handoff` measures it; see `docs/benchmarks.md`). `acquire` waits as long as it takes,
+//! (the benches crate's `handoff` measures it; see [docs/benchmarks.md](https://github.com/dcache-rs/dcache/blob/main/docs/benchmarks.md)). `acquire` waits as long as it takes,
 //! `acquire_timeout` gives up with [`Error::Timeout`], and `try_acquire` looks once.
 //!
 //! While waiting, a store busy for its whole write timeout (another process holding a long
@@ -102,11 +102,15 @@
 //!
 //! # Crate features
 //!
+//! - `bundled` (default): SQLite compiled from source, through dcache-core. Without it the
+//!   system's libsqlite3 is linked; see dcache-core's crate docs for the versions it needs.
 //! - `tokio`: the [`future`] module.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod averager;
 mod error;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod future;
 mod lock;
 mod rlock;

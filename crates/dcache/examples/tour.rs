@@ -1,6 +1,6 @@
 //! A runnable tour of dcache: every capability, with what each step does.
 //!
-//! Run it with `cargo run --release --example tour`.
+//! Run it with `cargo run --release --example tour --all-features`.
 
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};

@@ -31,7 +31,7 @@
 //!
 //! # Examples
 //!
-//! `examples/tour.rs` runs every capability (`cargo run --release --example tour`). Short ones,
+//! `examples/tour.rs` runs every capability (`cargo run --release --example tour --all-features`). Short ones,
 //! each run in CI: `lock_processes` (a lock and its fencing tokens between processes),
 //! `memoize_processes` (results computed by one process reused by others), `throttle` (a rate
 //! shared by threads), `bulk_load` (transactions of many writes), `backends` (one service on
@@ -105,10 +105,24 @@
 //!
 //! # Crate features
 //!
+//! Only `bundled` is on by default.
+//!
+//! - `bundled` (default): SQLite compiled from source, so no system library is needed.
+//!   Without it (`default-features = false`) the system's libsqlite3 is linked: 3.16.0 or
+//!   newer for dcache's SQL (an older one is [`cache::Error::SqliteTooOld`] at open), and as
+//!   new as the build's rusqlite needs (0.41: 3.44; 0.37 and older: 3.14). dcache accepts
+//!   rusqlite 0.29 to 0.41, so it builds next to sqlx or another rusqlite user (one
+//!   `libsqlite3-sys` per build).
+//! - `json`: [`JsonDisk`], python's `JSONDisk` (zlib-compressed JSON, keys byte-identical to
+//!   python's). Builds zlib from C source.
+//! - `msgpack`: [`MsgpackDisk`] (structured values as MessagePack, mode 5); without it a
+//!   mode-5 value read with [`Disk`] is a decode error that names the feature.
+//! - `mmap`: [`disk::FileStore::map`], a value file mapped into memory.
 //! - `tokio`: the async API, `dcache::future` (see "Async (tokio)" above).
 //! - `redis`: the Redis (and Valkey) backend, `RedisStore` (module `redis`, the
 //!   `dcache-redis` crate): the locks and recipes shared by processes on several machines
 //!   through one server. See [docs/backends.md](https://github.com/dcache-rs/dcache/blob/main/docs/backends.md).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 
@@ -121,8 +135,10 @@ pub use dcache_fanout as fanout;
 pub use dcache_recipes as recipes;
 /// The Redis backend (feature `redis`).
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use dcache_redis as redis;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use dcache_redis::RedisStore;
 pub use dcache_sync as sync;
 
@@ -152,6 +168,7 @@ pub use dcache_sync as sync;
 /// # }
 /// ```
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod future {
     pub use dcache_sync::future::{
         Averager, BoundedSemaphore, Lock, LockGuard, RLock, RLockGuard, SemaphoreGuard,
@@ -167,12 +184,18 @@ pub use dcache_core::{
     ManualClock, Memoized, Order, PushOptions, QueueKey, SetOptions, Settings, Side, Stats,
     Storage, SystemClock, Tag, Update, ValueReader, Warning,
 };
-pub use dcache_disk::{Disk, DiskFormat, JsonDisk, MsgpackDisk, Value};
+#[cfg(feature = "json")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
+pub use dcache_disk::JsonDisk;
+#[cfg(feature = "msgpack")]
+#[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
+pub use dcache_disk::MsgpackDisk;
+pub use dcache_disk::{Disk, DiskFormat, Value};
 pub use dcache_fanout::{FanoutCache, FanoutCacheBuilder};
 pub use dcache_recipes::{Barrier, BarrierLock, MemoizeStampede, Throttle};
 pub use dcache_sync::{Averager, BoundedSemaphore, Lock, RLock};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
