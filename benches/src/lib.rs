@@ -31,6 +31,7 @@ pub mod figure;
 pub mod floor;
 pub mod rss;
 pub mod target;
+pub mod walhdr;
 pub mod workload;
 
 pub use figure::Figure;
